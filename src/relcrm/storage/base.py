@@ -1,0 +1,172 @@
+"""The storage port: what a backend must provide.
+
+A backend stores three things, all as JSON-compatible mappings so that it never needs to know the
+domain types:
+
+* **records**: the current state of aggregates, keyed by ``(kind, id)``, each with a ``version``
+  that increases by one on every write (optimistic locking) and two optional lookup keys,
+  ``person_id`` and ``opening_id``;
+* **events**: an append-only log with a global order (``seq``), filterable by person;
+* **outbox**: one row per notification to deliver, written in the same transaction as the event.
+
+Writes happen inside :meth:`Store.transaction`; the transaction commits when the ``with`` block ends
+normally and rolls back entirely when it raises. :class:`relcrm.testing.StoreContract` is the test
+suite that says what "behaves" means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import attrs
+
+__all__ = [
+    "EventRecord",
+    "OutboxRecord",
+    "OutboxStatus",
+    "Record",
+    "Store",
+    "StoreFactory",
+    "Transaction",
+]
+
+JSONMapping = Mapping[str, Any]
+OutboxStatus = Literal["pending", "delivered", "dead"]
+
+
+@attrs.frozen
+class Record:
+    """The stored state of one aggregate."""
+
+    kind: str
+    id: str
+    version: int
+    data: JSONMapping
+    person_id: str | None = None
+    opening_id: str | None = None
+
+
+@attrs.frozen
+class EventRecord:
+    """One entry of the event log. ``seq`` is assigned by the store on append (0 before)."""
+
+    id: str
+    type: str
+    occurred_at: str
+    payload: JSONMapping
+    person_id: str | None = None
+    seq: int = 0
+
+
+@attrs.frozen
+class OutboxRecord:
+    """One notification waiting for (or done with) delivery by the notifier named ``notifier``."""
+
+    id: str
+    event_id: str
+    notifier: str
+    recipient: JSONMapping
+    payload: JSONMapping
+    status: OutboxStatus = "pending"
+    attempts: int = 0
+    next_attempt_at: str = ""
+    last_error: str | None = None
+
+
+class Transaction(Protocol):
+    """Reads and writes inside one all-or-nothing unit of work."""
+
+    def get(self, kind: str, id: str) -> Record | None:
+        """The record, seeing this transaction's own writes, or ``None``."""
+
+    def find(
+        self, kind: str, *, person_id: str | None = None, opening_id: str | None = None
+    ) -> list[Record]:
+        """Records of ``kind`` matching every given key, ordered by id."""
+
+    def put(
+        self,
+        kind: str,
+        id: str,
+        data: JSONMapping,
+        *,
+        expected_version: int,
+        person_id: str | None = None,
+        opening_id: str | None = None,
+    ) -> Record:
+        """Write a record whose current version is ``expected_version`` (0: must not exist yet).
+
+        Returns the stored record at ``expected_version + 1``. Raises
+        :class:`relcrm.ConcurrencyConflict` when the stored version differs.
+        """
+
+    def delete(self, kind: str, id: str, *, expected_version: int) -> None:
+        """Remove a record at ``expected_version``; :class:`relcrm.ConcurrencyConflict` otherwise."""
+
+    def append_event(self, event: EventRecord) -> EventRecord:
+        """Append to the log; returns the event with its ``seq``. A duplicate ``id`` is an error."""
+
+    def add_outbox(self, row: OutboxRecord) -> None:
+        """Queue a notification for delivery after commit."""
+
+    def replace_event_payload(self, event_id: str, payload: JSONMapping) -> None:
+        """Rewrite one logged event's payload (used only by erasure; order and id are kept)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A storage backend. Safe to use from several threads; one store per process."""
+
+    url: str
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Begin a unit of work; commits on normal exit, rolls back whole on an exception."""
+
+    def get(self, kind: str, id: str) -> Record | None:
+        """The committed record, or ``None``."""
+
+    def find(
+        self, kind: str, *, person_id: str | None = None, opening_id: str | None = None
+    ) -> list[Record]:
+        """Committed records of ``kind`` matching every given key, ordered by id."""
+
+    def iter_records(self, kind: str, *, batch_size: int = 1000) -> Iterator[Record]:
+        """Every committed record of ``kind`` ordered by id, fetched in batches (for big scans)."""
+
+    def events(
+        self, *, after: int = 0, person_id: str | None = None, limit: int | None = None
+    ) -> list[EventRecord]:
+        """Committed events with ``seq > after`` (optionally for one person), in ``seq`` order."""
+
+    def outbox(
+        self,
+        *,
+        status: OutboxStatus | None = "pending",
+        due_by: str | None = None,
+        event_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxRecord]:
+        """Outbox rows with that status (``None``: any), due at or before ``due_by`` (ISO time),
+        for those events; ordered by ``(next_attempt_at, id)``."""
+
+    def update_outbox(
+        self,
+        id: str,
+        *,
+        status: OutboxStatus,
+        attempts: int,
+        next_attempt_at: str,
+        last_error: str | None,
+    ) -> None:
+        """Record the result of a delivery attempt."""
+
+    def close(self) -> None:
+        """Release connections. Further use is an error."""
+
+
+class StoreFactory(Protocol):
+    """What ``relcrm_register_storage_backends`` registers for a URL scheme."""
+
+    def __call__(self, url: str) -> Store: ...
