@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AlreadyExists",
     "BackendUnavailable",
     "ConcurrencyConflict",
     "InvalidTransition",
@@ -126,3 +127,13 @@ class PluginError(RelcrmError):
     def __init__(self, plugin: str, message: str) -> None:
         self.plugin = plugin
         super().__init__(f"plugin {plugin!r}: {message}")
+
+
+class AlreadyExists(RelcrmError):
+    """An aggregate with that identity already exists (a second candidacy for the same opening,
+    a person id used twice...)."""
+
+    def __init__(self, kind: str, id: str, detail: str = "") -> None:
+        self.kind = kind
+        self.id = id
+        super().__init__(f"{kind} {id!r} already exists" + (f": {detail}" if detail else ""))

@@ -1,0 +1,78 @@
+"""relcrm's own plugins: the built-in backends, notifiers and pipeline.
+
+They are registered through the same hooks a third-party plugin uses; each factory imports its
+adapter only when called, so opening a CRM loads only what it uses.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .lifecycle import Pipeline
+    from .notify.base import Notifier, NotifierFactory
+    from .storage.base import Store, StoreFactory
+
+
+class MemoryStoragePlugin:
+    """``memory://``: everything in this process, gone when it exits."""
+
+    @hookimpl
+    def relcrm_register_storage_backends(self, register: "Callable[[str, StoreFactory], None]") -> None:
+        def factory(url: str) -> "Store":
+            from .storage.memory import MemoryStore
+
+            return MemoryStore(url)
+
+        register("memory", factory)
+
+
+class SQLiteStoragePlugin:
+    """``sqlite:///path.db``: the embedded default (stdlib sqlite3, WAL)."""
+
+    @hookimpl
+    def relcrm_register_storage_backends(self, register: "Callable[[str, StoreFactory], None]") -> None:
+        def factory(url: str) -> "Store":
+            from .storage.sqlite import SQLiteStore
+
+            return SQLiteStore(url)
+
+        register("sqlite", factory)
+
+
+class BuiltinNotifiersPlugin:
+    """``memory`` (collects in a list) and ``log`` (one log line each) notifiers."""
+
+    @hookimpl
+    def relcrm_register_notifiers(self, register: "Callable[[str, NotifierFactory], None]") -> None:
+        def memory() -> "Notifier":
+            from .notify.memory import MemoryNotifier
+
+            return MemoryNotifier()
+
+        def log() -> "Notifier":
+            from .notify.log import LogNotifier
+
+            return LogNotifier()
+
+        register("memory", memory)
+        register("log", log)
+
+
+class DefaultPipelinePlugin:
+    """The ``default`` pipeline: lead, applied, screening, interview, offer, hired, archived."""
+
+    @hookimpl
+    def relcrm_register_pipelines(self, register: "Callable[[Pipeline], None]") -> None:
+        from .lifecycle import DEFAULT_PIPELINE
+
+        register(DEFAULT_PIPELINE)
+
+
+BUILTIN_PLUGINS: list[tuple[str, object]] = [
+    ("relcrm.storage.memory", MemoryStoragePlugin()),
+    ("relcrm.storage.sqlite", SQLiteStoragePlugin()),
+    ("relcrm.notifiers", BuiltinNotifiersPlugin()),
+    ("relcrm.pipelines", DefaultPipelinePlugin()),
+]

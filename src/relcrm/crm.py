@@ -1,0 +1,1539 @@
+"""The CRM facade: the object users work with.
+
+Every command runs in one storage transaction: the aggregates it changes, the events it appends
+and one outbox row per notification are written together or not at all. After the commit, the
+``relcrm_event_committed`` hook is called for every event and the outbox rows are delivered.
+"""
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import attrs
+import pluggy
+
+from .events import Event, Visibility, describe_event, project_event
+from .exceptions import (
+    AlreadyExists,
+    ConcurrencyConflict,
+    InvalidTransition,
+    NotFound,
+    PluginError,
+    RelcrmError,
+    StorageError,
+    TransitionVetoed,
+    ValidationError,
+)
+from .ids import new_id
+from .lifecycle import (
+    Pipeline,
+    TransitionContext,
+    apply_transition,
+    candidacy_data,
+    candidacy_subjects,
+    check_action,
+    make_event,
+)
+from .model import (
+    CANDIDATE_EDITABLE_FIELDS,
+    Actor,
+    ActorRole,
+    ArchiveReason,
+    ArchiveReasonType,
+    Availability,
+    Candidacy,
+    Channel,
+    ConsentAction,
+    ConsentRecord,
+    Direction,
+    EmploymentEpisode,
+    FollowUp,
+    LawfulBasis,
+    Milestone,
+    Note,
+    Opening,
+    OpeningStatus,
+    Person,
+    Referral,
+    ReferralStatus,
+    Relationship,
+    RelationshipStage,
+    SelfIdentification,
+    StageChange,
+    TalentPool,
+    Touchpoint,
+)
+from .notify.base import Notification, Notifier, Recipient
+from .plugins import call_each, collect_registrations, make_plugin_manager
+from .routing import RoutingContext, route
+from .serialization import structure, unstructure
+from .storage.base import EventRecord, OutboxRecord, Store, Transaction
+from .views import CandidacyView, CandidateView, ConsentView
+
+__all__ = ["CRM", "DispatchReport", "Versioned", "open"]
+
+log = logging.getLogger("relcrm")
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Storage kind of every aggregate type.
+KINDS: dict[type, str] = {
+    Person: "person",
+    Opening: "opening",
+    Candidacy: "candidacy",
+    Relationship: "relationship",
+    Touchpoint: "touchpoint",
+    Note: "note",
+    Referral: "referral",
+    EmploymentEpisode: "employment",
+    ConsentRecord: "consent",
+    TalentPool: "pool",
+    SelfIdentification: "self_identification",
+}
+_ID_PREFIX = {
+    Person: "per",
+    Opening: "opn",
+    Candidacy: "cnd",
+    Touchpoint: "tch",
+    Note: "not",
+    Referral: "ref",
+    EmploymentEpisode: "emp",
+    ConsentRecord: "cns",
+    TalentPool: "pol",
+}
+
+#: Default wait before a check-back when a person says "not now" without a date.
+DEFAULT_CHECK_BACK = timedelta(days=182)
+
+
+@attrs.frozen
+class Versioned(Generic[T]):
+    """An aggregate with the version it was read at (pass it as ``expected_version``)."""
+
+    value: T
+    version: int
+
+
+@attrs.frozen
+class DispatchReport:
+    """What one delivery round did."""
+
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+def _key(obj: Any) -> str:
+    if isinstance(obj, Relationship | SelfIdentification):
+        return obj.person_id
+    return str(obj.id)
+
+
+def _person_of(obj: Any) -> str | None:
+    if isinstance(obj, Person):
+        return obj.id
+    return getattr(obj, "person_id", None)
+
+
+def _opening_of(obj: Any) -> str | None:
+    if isinstance(obj, Opening):
+        return obj.id
+    return getattr(obj, "opening_id", None)
+
+
+def _utc_iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+class _UnitOfWork:
+    """The state one command works on: a transaction, the time, and the events it emits."""
+
+    def __init__(self, crm: "CRM", tx: Transaction, now: datetime) -> None:
+        self.crm = crm
+        self.tx = tx
+        self.now = now
+        self.events: list[Event] = []
+        self.correlation_id = new_id("cor")
+        self.context = TransitionContext(now=now, new_id=new_id, correlation_id=self.correlation_id)
+
+    def maybe(self, cls: type[T], id: str) -> Versioned[T] | None:
+        rec = self.tx.get(KINDS[cls], id)
+        if rec is None:
+            return None
+        return Versioned(self.crm._decode(rec.data, cls), rec.version)
+
+    def load(self, cls: type[T], id: str, expected_version: int | None = None) -> Versioned[T]:
+        found = self.maybe(cls, id)
+        if found is None:
+            raise NotFound(KINDS[cls], id)
+        if expected_version is not None and found.version != expected_version:
+            raise ConcurrencyConflict(KINDS[cls], id, expected_version, found.version)
+        return found
+
+    def find(
+        self, cls: type[T], *, person_id: str | None = None, opening_id: str | None = None
+    ) -> list[Versioned[T]]:
+        recs = self.tx.find(KINDS[cls], person_id=person_id, opening_id=opening_id)
+        return [Versioned(self.crm._decode(r.data, cls), r.version) for r in recs]
+
+    def save(self, obj: Any, expected_version: int) -> int:
+        rec = self.tx.put(
+            KINDS[type(obj)],
+            _key(obj),
+            unstructure(obj),
+            expected_version=expected_version,
+            person_id=_person_of(obj),
+            opening_id=_opening_of(obj),
+        )
+        return rec.version
+
+    def insert(self, obj: Any) -> None:
+        kind = KINDS[type(obj)]
+        if self.tx.get(kind, _key(obj)) is not None:
+            raise AlreadyExists(kind, _key(obj))
+        self.save(obj, 0)
+
+    def emit(
+        self,
+        type: str,
+        actor: Actor,
+        subjects: Mapping[str, str],
+        data: Mapping[str, Any] | None = None,
+    ) -> Event:
+        event = make_event(self.context, type, actor, subjects, data or {})
+        self.events.append(event)
+        return event
+
+    def set_relationship_stage(
+        self, person_id: str, stage: RelationshipStage, actor: Actor
+    ) -> None:
+        rel = self.load(Relationship, person_id)
+        if rel.value.stage is stage:
+            return
+        self.save(attrs.evolve(rel.value, stage=stage), rel.version)
+        self.emit(
+            "relationship.stage_changed",
+            actor,
+            {"person": person_id},
+            {"from_stage": rel.value.stage.value, "to_stage": stage.value},
+        )
+
+
+class CRM:
+    """A talent pool on one store. Make one with :func:`relcrm.open`.
+
+    Commands take the acting :class:`~relcrm.Actor` as ``actor=`` and return the changed object.
+    Pass ``expected_version=`` (from :meth:`load`) to make a command fail with
+    :class:`~relcrm.ConcurrencyConflict` if someone changed the aggregate since you read it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        notifiers: Iterable[str | Notifier] = ("log",),
+        organisation: str = "default",
+        clock: Callable[[], datetime] | None = None,
+        autodispatch: bool = True,
+        max_attempts: int = 5,
+        retry_backoff: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.store = store
+        self.plugin_manager = plugin_manager or make_plugin_manager()
+        self.organisation = organisation
+        self.autodispatch = autodispatch
+        self.max_attempts = max_attempts
+        self.retry_backoff = retry_backoff
+        self._clock = clock or (lambda: datetime.now(UTC))
+        pipelines = collect_registrations(
+            self.plugin_manager, "relcrm_register_pipelines", "pipeline", key=lambda p: p.name
+        )
+        self.pipelines: dict[str, Pipeline] = {name: p for name, (_, p) in pipelines.items()}
+        factories = collect_registrations(
+            self.plugin_manager, "relcrm_register_notifiers", "notifier"
+        )
+        self.notifiers: dict[str, Notifier] = {}
+        for n in notifiers:
+            if isinstance(n, str):
+                if n not in factories:
+                    known = ", ".join(sorted(factories))
+                    raise ValidationError(
+                        "notifiers", [f"unknown notifier {n!r}; registered: {known} @ $"]
+                    )
+                n = factories[n][1]()
+            if n.name in self.notifiers:
+                raise ValidationError("notifiers", [f"notifier {n.name!r} given twice @ $"])
+            self.notifiers[n.name] = n
+
+    # ---------------------------------------------------------------- plumbing
+
+    def __repr__(self) -> str:
+        return f"<relcrm.CRM {self.store.url!r} notifiers={sorted(self.notifiers)}>"
+
+    def __enter__(self) -> "CRM":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def now(self) -> datetime:
+        """The CRM's clock (UTC unless a clock was given)."""
+        return self._clock()
+
+    def notifier(self, name: str) -> Notifier:
+        """The configured notifier called ``name`` (e.g. ``crm.notifier("memory").sent``)."""
+        try:
+            return self.notifiers[name]
+        except KeyError:
+            raise NotFound("notifier", name) from None
+
+    def pipeline(self, name: str) -> Pipeline:
+        try:
+            return self.pipelines[name]
+        except KeyError:
+            raise NotFound("pipeline", name) from None
+
+    def _decode(self, data: Mapping[str, Any], cls: type[T]) -> T:
+        return structure(data, cls)
+
+    def _command(self, fn: Callable[[_UnitOfWork], R]) -> R:
+        now = self._clock()
+        rows: list[OutboxRecord] = []
+        with self.store.transaction() as tx:
+            uow = _UnitOfWork(self, tx, now)
+            result = fn(uow)
+            for event in uow.events:
+                tx.append_event(
+                    EventRecord(
+                        id=event.id,
+                        type=event.type,
+                        occurred_at=_utc_iso(event.occurred_at),
+                        payload=unstructure(event),
+                        person_id=event.person_id,
+                    )
+                )
+                for row in self._outbox_rows(uow, event):
+                    tx.add_outbox(row)
+                    rows.append(row)
+        self._after_commit(uow.events, rows)
+        return result
+
+    def _outbox_rows(self, uow: _UnitOfWork, event: Event) -> list[OutboxRecord]:
+        if not self.notifiers or event.person_id is None:
+            return []
+        person = uow.maybe(Person, event.person_id)
+        if person is None:
+            return []
+        rel = uow.maybe(Relationship, event.person_id)
+        owners = [person.value.owner_id or "", *(rel.value.owner_ids if rel else ())]
+        opening_id = event.subjects.get("opening")
+        if opening_id and event.actor.role is ActorRole.CANDIDATE:
+            opening = uow.maybe(Opening, opening_id)
+            if opening is not None and opening.value.owner_id:
+                owners.append(opening.value.owner_id)
+        referrer = event.data.get("referrer_id") if event.type.startswith("candidacy.") else None
+        ctx = RoutingContext(
+            candidate_address=person.value.email,
+            do_not_contact=person.value.preferences.availability is Availability.DO_NOT_CONTACT,
+            owner_ids=tuple(owners),
+            referrer_id=referrer if isinstance(referrer, str) else None,
+        )
+        rows = []
+        for viewer, shown in route(event, ctx):
+            address = ctx.candidate_address if viewer.role is ActorRole.CANDIDATE else None
+            line = describe_event(shown, viewer)
+            for name in self.notifiers:
+                nid = new_id("ntf")
+                notification = Notification(
+                    id=nid,
+                    event_id=event.id,
+                    event_type=event.type,
+                    occurred_at=event.occurred_at,
+                    recipient=Recipient(viewer.role, viewer.id, address),
+                    subject=line,
+                    body=f"{line} ({_utc_iso(event.occurred_at)})",
+                    data=dict(shown.data),
+                )
+                rows.append(
+                    OutboxRecord(
+                        id=nid,
+                        event_id=event.id,
+                        notifier=name,
+                        recipient=unstructure(notification.recipient),
+                        payload=unstructure(notification),
+                        next_attempt_at=_utc_iso(event.occurred_at),
+                    )
+                )
+        return rows
+
+    def _after_commit(self, events: Sequence[Event], rows: Sequence[OutboxRecord]) -> None:
+        hook = self.plugin_manager.hook.relcrm_event_committed
+        for event in events:
+            for plugin, call in call_each(hook, crm=self, event=event):
+                try:
+                    call()
+                except Exception:
+                    log.getChild("plugins").exception(
+                        "plugin %r failed in relcrm_event_committed for %s (%s); "
+                        "the change stays committed",
+                        plugin,
+                        event.id,
+                        event.type,
+                    )
+        if self.autodispatch and rows:
+            self._deliver(rows)
+
+    def _deliver(self, rows: Iterable[OutboxRecord]) -> DispatchReport:
+        delivered = failed = dead = 0
+        now = self._clock()
+        for row in rows:
+            notifier = self.notifiers.get(row.notifier)
+            attempts = row.attempts + 1
+            try:
+                if notifier is None:
+                    raise LookupError(f"notifier {row.notifier!r} is not configured")
+                notifier.deliver(structure(row.payload, Notification))
+            except Exception as exc:
+                status: Any = "dead" if attempts >= self.max_attempts else "pending"
+                wait = self.retry_backoff * (2 ** (attempts - 1))
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "notifier %r failed for %s (attempt %d, %s): %s",
+                    row.notifier,
+                    row.id,
+                    attempts,
+                    status,
+                    error,
+                )
+                self._update_outbox(row, status, attempts, _utc_iso(now + wait), error)
+                if status == "dead":
+                    dead += 1
+                else:
+                    failed += 1
+            else:
+                self._update_outbox(row, "delivered", attempts, row.next_attempt_at, None)
+                delivered += 1
+        return DispatchReport(delivered, failed, dead)
+
+    def _update_outbox(
+        self, row: OutboxRecord, status: Any, attempts: int, next_at: str, error: str | None
+    ) -> None:
+        try:
+            self.store.update_outbox(
+                row.id, status=status, attempts=attempts, next_attempt_at=next_at, last_error=error
+            )
+        except StorageError:
+            log.exception("could not record delivery of %s; it will be retried", row.id)
+
+    def dispatch_pending(
+        self, *, now: datetime | None = None, limit: int | None = None
+    ) -> DispatchReport:
+        """Deliver every pending outbox row that is due (retries, or rows written with
+        ``autodispatch=False``). Returns counts; rows that fail ``max_attempts`` times go dead."""
+        moment = now or self._clock()
+        rows = self.store.outbox(status="pending", due_by=_utc_iso(moment), limit=limit)
+        return self._deliver(rows)
+
+    def outbox(self, status: Any = "pending") -> list[OutboxRecord]:
+        """Outbox rows with that status (``None`` for all)."""
+        return self.store.outbox(status=status)
+
+    def _input(self, data: Any, cls: type[T], **defaults: Any) -> T:
+        if isinstance(data, cls):
+            return data
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                cls.__name__,
+                [f"expected a {cls.__name__} or an object, got {type(data).__name__} @ $"],
+            )
+        merged = dict(data)
+        if cls in _ID_PREFIX and "id" not in merged:
+            merged["id"] = new_id(_ID_PREFIX[cls])
+        for k, v in defaults.items():
+            merged.setdefault(k, v)
+        return structure(merged, cls)
+
+    # ---------------------------------------------------------------- reading
+
+    def load(self, cls: type[T], id: str) -> Versioned[T]:
+        """An aggregate with its version; :class:`~relcrm.NotFound` if absent."""
+        rec = self.store.get(KINDS[cls], id)
+        if rec is None:
+            raise NotFound(KINDS[cls], id)
+        return Versioned(self._decode(rec.data, cls), rec.version)
+
+    def get_person(self, person_id: str) -> Person:
+        return self.load(Person, person_id).value
+
+    def get_opening(self, opening_id: str) -> Opening:
+        return self.load(Opening, opening_id).value
+
+    def get_candidacy(self, candidacy_id: str) -> Candidacy:
+        return self.load(Candidacy, candidacy_id).value
+
+    def relationship(self, person_id: str) -> Relationship:
+        return self.load(Relationship, person_id).value
+
+    def warmth(self, person_id: str, *, at: datetime | None = None) -> float:
+        """The relationship's warmth now (or ``at``), in [0, 1]."""
+        return self.relationship(person_id).warmth(at or self._clock())
+
+    def _all(self, cls: type[T], **keys: str | None) -> list[T]:
+        return [self._decode(r.data, cls) for r in self.store.find(KINDS[cls], **keys)]
+
+    def people(self) -> list[Person]:
+        """Everyone in the talent pool, oldest first."""
+        return [self._decode(r.data, Person) for r in self.store.iter_records("person")]
+
+    def openings(self, status: OpeningStatus | None = None) -> list[Opening]:
+        found = self._all(Opening)
+        return [o for o in found if status is None or o.status is status]
+
+    def candidacies(
+        self, *, person_id: str | None = None, opening_id: str | None = None
+    ) -> list[Candidacy]:
+        return self._all(Candidacy, person_id=person_id, opening_id=opening_id)
+
+    def notes(self, person_id: str) -> list[Note]:
+        """Internal notes about a person."""
+        return self._all(Note, person_id=person_id)
+
+    def touchpoints(self, person_id: str) -> list[Touchpoint]:
+        return self._all(Touchpoint, person_id=person_id)
+
+    def referrals(self, *, person_id: str | None = None) -> list[Referral]:
+        return self._all(Referral, person_id=person_id)
+
+    def referrals_by(self, referrer_id: str) -> list[Referral]:
+        return [r for r in self._all(Referral) if r.referrer_id == referrer_id]
+
+    def employment(self, person_id: str) -> list[EmploymentEpisode]:
+        return self._all(EmploymentEpisode, person_id=person_id)
+
+    def pools(self) -> list[TalentPool]:
+        return self._all(TalentPool)
+
+    def consent_ledger(self, person_id: str) -> list[ConsentRecord]:
+        """Every consent entry for the person, oldest first (the ledger is append-only)."""
+        return sorted(
+            self._all(ConsentRecord, person_id=person_id), key=lambda c: (c.recorded_at, c.id)
+        )
+
+    def consents(self, person_id: str) -> dict[str, ConsentRecord]:
+        """The newest ledger entry per purpose."""
+        current: dict[str, ConsentRecord] = {}
+        for record in self.consent_ledger(person_id):
+            current[record.purpose] = record
+        return current
+
+    def has_consent(self, person_id: str, purpose: str, *, at: datetime | None = None) -> bool:
+        record = self.consents(person_id).get(purpose)
+        return record is not None and record.in_force(at or self._clock())
+
+    def due_follow_ups(self, *, by: datetime | None = None) -> list[Relationship]:
+        """Relationships whose next follow-up is due by ``by`` (default: now), soonest first."""
+        moment = by or self._clock()
+        due = [
+            r
+            for r in (
+                self._decode(x.data, Relationship) for x in self.store.iter_records("relationship")
+            )
+            if r.next_follow_up is not None and r.next_follow_up.due <= moment
+        ]
+        return sorted(due, key=lambda r: r.next_follow_up.due if r.next_follow_up else moment)
+
+    def timeline(
+        self, person_id: str, viewer: Actor | ActorRole | str = ActorRole.RECRUITER
+    ) -> list[Event]:
+        """The person's events, oldest first, as ``viewer`` may see them.
+
+        ``viewer`` is an :class:`~relcrm.Actor`, or a role: ``"candidate"`` means the person
+        themselves, ``"recruiter"`` any recruiter. A candidate sees only candidate-visible events
+        about themselves, with internal fields removed; a referrer sees only the progress of the
+        candidacies they referred.
+        """
+        who = self._viewer(person_id, viewer)
+        self.load(Person, person_id)
+        shown = []
+        for rec in self.store.events(person_id=person_id):
+            event = self._decode(rec.payload, Event)
+            referrer = event.data.get("referrer_id")
+            projected = project_event(
+                event, who, referred_by=referrer if isinstance(referrer, str) else None
+            )
+            if projected is not None:
+                shown.append(projected)
+        return shown
+
+    @staticmethod
+    def _viewer(person_id: str, viewer: Actor | ActorRole | str) -> Actor:
+        if isinstance(viewer, Actor):
+            return viewer
+        try:
+            role = ActorRole(viewer)
+        except ValueError:
+            roles = ", ".join(r.value for r in ActorRole)
+            raise ValidationError(
+                "viewer", [f"expected one of {roles}, got {viewer!r} @ $"]
+            ) from None
+        if role is ActorRole.CANDIDATE:
+            return Actor(role, person_id)
+        if role is ActorRole.REFERRER:
+            raise ValidationError("viewer", ["a referrer viewer needs an Actor with its id @ $"])
+        return Actor(role, role.value)
+
+    def candidate_view(self, person_id: str) -> CandidateView:
+        """What the person sees of their own relationship, and what they can do next."""
+        person = self.get_person(person_id)
+        me = Actor(ActorRole.CANDIDATE, person_id)
+        views = []
+        for c in self.candidacies(person_id=person_id):
+            pipeline = self.pipeline(c.pipeline)
+            opening = self.get_opening(c.opening_id)
+            ctx = TransitionContext(now=self._clock(), new_id=new_id, opening=opening)
+            actions = []
+            for t in pipeline.transitions_from(c.stage, ActorRole.CANDIDATE):
+                try:
+                    apply_transition(pipeline, c, t.name, me, ctx)
+                except InvalidTransition:
+                    continue
+                actions.append(t.name)
+            milestone = pipeline.stage(c.stage).milestone
+            views.append(
+                CandidacyView(
+                    candidacy_id=c.id,
+                    opening_id=c.opening_id,
+                    opening_title=opening.title,
+                    stage=pipeline.stage(c.stage).shown_to_candidate,
+                    active=milestone not in (Milestone.ARCHIVED, Milestone.HIRED),
+                    actions=tuple(actions),
+                )
+            )
+        consents = tuple(
+            ConsentView(
+                purpose=r.purpose,
+                granted=r.in_force(self._clock()),
+                lawful_basis=r.lawful_basis,
+                recorded_at=r.recorded_at,
+                expires_at=r.expires_at,
+            )
+            for r in self.consents(person_id).values()
+        )
+        return CandidateView(
+            person_id=person.id,
+            name=person.name,
+            availability=person.preferences.availability,
+            check_back_on=person.preferences.check_back_on,
+            hear_about_openings=person.preferences.hear_about_openings,
+            candidacies=tuple(views),
+            consents=consents,
+            actions=("update_profile", "set_availability", "grant_consent", "withdraw_consent"),
+        )
+
+    # ---------------------------------------------------------------- people
+
+    def add_person(self, person: Person | Mapping[str, Any], *, actor: Actor) -> Person:
+        """Add someone to the talent pool (a relationship is opened with them)."""
+        p = self._input(person, Person)
+        check_action("create_person", actor, p.id)
+
+        def run(uow: _UnitOfWork) -> Person:
+            new = p if p.created_at is not None else attrs.evolve(p, created_at=uow.now)
+            uow.insert(new)
+            owners = (new.owner_id,) if new.owner_id else ()
+            uow.insert(Relationship(new.id, self.organisation, owner_ids=owners))
+            uow.emit(
+                "person.created",
+                actor,
+                {"person": new.id},
+                {"name": new.name, "sources": list(new.sources), "owner_id": new.owner_id},
+            )
+            return new
+
+        return self._command(run)
+
+    def update_profile(
+        self,
+        person_id: str,
+        changes: Mapping[str, Any],
+        *,
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Person:
+        """Change the person's own profile fields (given as JSON-like values).
+
+        Internal fields change through :meth:`tag` and :meth:`assign_owner`; availability through
+        :meth:`set_availability`.
+        """
+        check_action("update_profile", actor, person_id)
+        if not isinstance(changes, Mapping):
+            raise ValidationError("profile changes", ["expected an object @ $"])
+        bad = sorted(set(changes) - CANDIDATE_EDITABLE_FIELDS)
+        if bad:
+            allowed = ", ".join(sorted(CANDIDATE_EDITABLE_FIELDS))
+            raise ValidationError(
+                "profile changes",
+                [
+                    f"field {k!r} cannot be changed here (profile fields: {allowed}) @ $.{k}"
+                    for k in bad
+                ],
+            )
+
+        def run(uow: _UnitOfWork) -> Person:
+            current = uow.load(Person, person_id, expected_version)
+            merged = {**unstructure(current.value), **changes}
+            new = structure(merged, Person)
+            before, after = current.value.preferences, new.preferences
+            if (before.availability, before.check_back_on) != (
+                after.availability,
+                after.check_back_on,
+            ):
+                raise ValidationError(
+                    "profile changes",
+                    ["availability changes go through set_availability() @ $.preferences"],
+                )
+            changed = {
+                k: unstructure(getattr(new, k))
+                for k in changes
+                if getattr(new, k) != getattr(current.value, k)
+            }
+            if not changed:
+                return current.value
+            uow.save(new, current.version)
+            uow.emit("person.profile_updated", actor, {"person": person_id}, {"changes": changed})
+            self._touch_inbound(uow, person_id, actor)
+            return new
+
+        return self._command(run)
+
+    def _touch_inbound(self, uow: _UnitOfWork, person_id: str, actor: Actor) -> None:
+        """A candidate acting for themselves is contact they started: it warms the relationship."""
+        if actor.role is not ActorRole.CANDIDATE:
+            return
+        rel = uow.load(Relationship, person_id)
+        uow.save(
+            attrs.evolve(rel.value, last_inbound_at=uow.now, last_touch_at=uow.now), rel.version
+        )
+
+    def set_availability(
+        self,
+        person_id: str,
+        availability: Availability | str,
+        *,
+        actor: Actor,
+        check_back_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> Person:
+        """Record what the person says about being approached.
+
+        ``not_now`` takes a check-back date (default: in six months); the other values take none.
+        The owning recruiters are told when the candidate changes it; the candidate is told when
+        a recruiter records it for them.
+        """
+        check_action("set_availability", actor, person_id)
+        value = (
+            structure(availability, Availability) if isinstance(availability, str) else availability
+        )
+        if value is not Availability.NOT_NOW and check_back_on is not None:
+            raise ValidationError(
+                "availability",
+                [
+                    f"a check-back date only goes with 'not_now', not {value.value!r} @ $.check_back_on"
+                ],
+            )
+
+        def run(uow: _UnitOfWork) -> Person:
+            current = uow.load(Person, person_id, expected_version)
+            back = check_back_on
+            if value is Availability.NOT_NOW and back is None:
+                back = (uow.now + DEFAULT_CHECK_BACK).date()
+            prefs = attrs.evolve(current.value.preferences, availability=value, check_back_on=back)
+            new = attrs.evolve(current.value, preferences=prefs)
+            uow.save(new, current.version)
+            uow.emit(
+                "relationship.availability_changed",
+                actor,
+                {"person": person_id},
+                {
+                    "availability": value.value,
+                    "check_back_on": back.isoformat() if back else None,
+                    "previous": current.value.preferences.availability.value,
+                },
+            )
+            self._touch_inbound(uow, person_id, actor)
+            return new
+
+        return self._command(run)
+
+    def grant_consent(
+        self,
+        person_id: str,
+        purpose: str,
+        *,
+        actor: Actor,
+        lawful_basis: LawfulBasis | str = LawfulBasis.CONSENT,
+        expires_at: datetime | None = None,
+    ) -> ConsentRecord:
+        """Append a grant to the consent ledger."""
+        return self._consent(
+            person_id, purpose, ConsentAction.GRANTED, actor, lawful_basis, expires_at
+        )
+
+    def withdraw_consent(self, person_id: str, purpose: str, *, actor: Actor) -> ConsentRecord:
+        """Append a withdrawal to the consent ledger."""
+        return self._consent(
+            person_id, purpose, ConsentAction.WITHDRAWN, actor, LawfulBasis.CONSENT, None
+        )
+
+    def _consent(
+        self,
+        person_id: str,
+        purpose: str,
+        action: ConsentAction,
+        actor: Actor,
+        lawful_basis: LawfulBasis | str,
+        expires_at: datetime | None,
+    ) -> ConsentRecord:
+        check_action(
+            "grant_consent" if action is ConsentAction.GRANTED else "withdraw_consent",
+            actor,
+            person_id,
+        )
+        basis = (
+            structure(lawful_basis, LawfulBasis) if isinstance(lawful_basis, str) else lawful_basis
+        )
+
+        def run(uow: _UnitOfWork) -> ConsentRecord:
+            uow.load(Person, person_id)
+            record = self._input(
+                {
+                    "id": new_id("cns"),
+                    "person_id": person_id,
+                    "purpose": purpose,
+                    "action": action.value,
+                    "lawful_basis": basis.value,
+                    "recorded_at": uow.now.isoformat(),
+                    "actor": unstructure(actor),
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
+                ConsentRecord,
+            )
+            uow.insert(record)
+            data: dict[str, Any] = {"purpose": record.purpose, "lawful_basis": basis.value}
+            if action is ConsentAction.GRANTED:
+                data["expires_at"] = _utc_iso(expires_at) if expires_at else None
+            uow.emit(f"consent.{action.value}", actor, {"person": person_id}, data)
+            self._touch_inbound(uow, person_id, actor)
+            return record
+
+        return self._command(run)
+
+    def record_self_identification(
+        self, person_id: str, answers: Mapping[str, str], *, actor: Actor
+    ) -> SelfIdentification:
+        """Store voluntary demographic answers apart from the profile.
+
+        Only the person may record them. They are never part of matching, timelines, events or
+        notifications (so no event is logged for them).
+        """
+        check_action("set_availability", actor, person_id)
+        if actor.role is not ActorRole.CANDIDATE:
+            raise RelcrmError("self-identification is recorded only by the person themselves")
+        record = self._input(
+            {
+                "person_id": person_id,
+                "answers": dict(answers),
+                "recorded_at": self._clock().isoformat(),
+            },
+            SelfIdentification,
+        )
+
+        def run(uow: _UnitOfWork) -> SelfIdentification:
+            uow.load(Person, person_id)
+            existing = uow.maybe(SelfIdentification, person_id)
+            uow.save(record, existing.version if existing else 0)
+            return record
+
+        return self._command(run)
+
+    def assign_owner(self, person_id: str, owner_id: str, *, actor: Actor) -> Person:
+        """Make ``owner_id`` (a recruiter) the person's owner and a relationship owner."""
+        check_action("assign_owner", actor, person_id)
+
+        def run(uow: _UnitOfWork) -> Person:
+            p = uow.load(Person, person_id)
+            new = attrs.evolve(p.value, owner_id=owner_id)
+            uow.save(new, p.version)
+            rel = uow.load(Relationship, person_id)
+            uow.save(
+                attrs.evolve(rel.value, owner_ids=(owner_id, *rel.value.owner_ids)), rel.version
+            )
+            uow.emit("person.owner_assigned", actor, {"person": person_id}, {"owner_id": owner_id})
+            return new
+
+        return self._command(run)
+
+    def tag(self, person_id: str, *tags: str, actor: Actor) -> Person:
+        """Add internal tags (normalised, case-insensitive)."""
+        check_action("tag", actor, person_id)
+
+        def run(uow: _UnitOfWork) -> Person:
+            p = uow.load(Person, person_id)
+            new = attrs.evolve(p.value, tags=(*p.value.tags, *tags))
+            uow.save(new, p.version)
+            uow.emit("person.tagged", actor, {"person": person_id}, {"tags": list(new.tags)})
+            return new
+
+        return self._command(run)
+
+    # ---------------------------------------------------------------- relationship
+
+    def log_touchpoint(
+        self,
+        person_id: str,
+        channel: Channel | str,
+        direction: Direction | str,
+        summary: str = "",
+        *,
+        actor: Actor,
+        occurred_at: datetime | None = None,
+        expected_version: int | None = None,
+    ) -> Touchpoint:
+        """Record a contact with the person; it warms the relationship.
+
+        ``expected_version`` is the relationship's version.
+        """
+        check_action("log_touchpoint", actor, person_id)
+
+        def run(uow: _UnitOfWork) -> Touchpoint:
+            rel = uow.load(Relationship, person_id, expected_version)
+            tp = self._input(
+                {
+                    "person_id": person_id,
+                    "channel": str(channel),
+                    "direction": str(direction),
+                    "actor": unstructure(actor),
+                    "occurred_at": (occurred_at or uow.now).isoformat(),
+                    "summary": summary,
+                },
+                Touchpoint,
+            )
+            uow.insert(tp)
+            r = rel.value
+            last = (
+                tp.occurred_at if r.last_touch_at is None else max(r.last_touch_at, tp.occurred_at)
+            )
+            inbound = r.last_inbound_at
+            if tp.direction is Direction.INBOUND:
+                inbound = tp.occurred_at if inbound is None else max(inbound, tp.occurred_at)
+            uow.save(
+                attrs.evolve(
+                    r,
+                    touchpoint_count=r.touchpoint_count + 1,
+                    last_touch_at=last,
+                    last_inbound_at=inbound,
+                ),
+                rel.version,
+            )
+            uow.emit(
+                "relationship.touchpoint_logged",
+                actor,
+                {"person": person_id, "touchpoint": tp.id},
+                {"channel": tp.channel.value, "direction": tp.direction.value, "summary": summary},
+            )
+            return tp
+
+        return self._command(run)
+
+    def add_note(self, person_id: str, text: str, *, actor: Actor) -> Note:
+        """Add an internal note (never shown to the candidate)."""
+        check_action("add_note", actor, person_id)
+
+        def run(uow: _UnitOfWork) -> Note:
+            uow.load(Person, person_id)
+            note = self._input(
+                {
+                    "person_id": person_id,
+                    "author": unstructure(actor),
+                    "text": text,
+                    "created_at": uow.now.isoformat(),
+                },
+                Note,
+            )
+            uow.insert(note)
+            uow.emit(
+                "relationship.note_added",
+                actor,
+                {"person": person_id, "note": note.id},
+                {"text": text},
+            )
+            return note
+
+        return self._command(run)
+
+    def schedule_follow_up(
+        self,
+        person_id: str,
+        due: datetime,
+        *,
+        actor: Actor,
+        note: str = "",
+        owner_id: str | None = None,
+    ) -> Relationship:
+        """Set the relationship's next follow-up (replacing any earlier one)."""
+        check_action("schedule_follow_up", actor, person_id)
+        follow = self._input(
+            {
+                "due": due.isoformat() if isinstance(due, datetime) else due,
+                "owner_id": owner_id or actor.id,
+                "note": note,
+            },
+            FollowUp,
+        )
+
+        def run(uow: _UnitOfWork) -> Relationship:
+            rel = uow.load(Relationship, person_id)
+            new = attrs.evolve(rel.value, next_follow_up=follow)
+            uow.save(new, rel.version)
+            uow.emit(
+                "relationship.follow_up_scheduled",
+                actor,
+                {"person": person_id},
+                {"due": _utc_iso(follow.due), "owner_id": follow.owner_id, "note": note},
+            )
+            return new
+
+        return self._command(run)
+
+    def create_pool(self, name: str, *, actor: Actor, description: str = "") -> TalentPool:
+        check_action("add_to_pool", actor, None)
+        pool = self._input(
+            {"name": name, "description": description, "owner_id": actor.id}, TalentPool
+        )
+
+        def run(uow: _UnitOfWork) -> TalentPool:
+            uow.insert(pool)
+            return pool
+
+        return self._command(run)
+
+    def add_to_pool(self, person_id: str, pool_id: str, *, actor: Actor) -> Relationship:
+        check_action("add_to_pool", actor, person_id)
+
+        def run(uow: _UnitOfWork) -> Relationship:
+            pool = uow.load(TalentPool, pool_id).value
+            rel = uow.load(Relationship, person_id)
+            if pool_id in rel.value.pools:
+                return rel.value
+            new = attrs.evolve(rel.value, pools=(*rel.value.pools, pool_id))
+            uow.save(new, rel.version)
+            uow.emit(
+                "relationship.pool_joined",
+                actor,
+                {"person": person_id},
+                {"pool_id": pool_id, "pool_name": pool.name},
+            )
+            return new
+
+        return self._command(run)
+
+    # ---------------------------------------------------------------- openings and candidacies
+
+    def add_opening(self, opening: Opening | Mapping[str, Any], *, actor: Actor) -> Opening:
+        o = self._input(opening, Opening)
+        check_action("create_opening", actor, None)
+        if o.pipeline not in self.pipelines:
+            known = ", ".join(sorted(self.pipelines))
+            raise ValidationError(
+                "Opening", [f"unknown pipeline {o.pipeline!r}; registered: {known} @ $.pipeline"]
+            )
+
+        def run(uow: _UnitOfWork) -> Opening:
+            new = o if o.created_at is not None else attrs.evolve(o, created_at=uow.now)
+            uow.insert(new)
+            uow.emit(
+                "opening.created",
+                actor,
+                {"opening": new.id},
+                {"title": new.title, "status": new.status.value},
+            )
+            return new
+
+        return self._command(run)
+
+    def set_opening_status(
+        self, opening_id: str, status: OpeningStatus | str, *, actor: Actor
+    ) -> Opening:
+        check_action("set_opening_status", actor, None)
+        value = structure(status, OpeningStatus) if isinstance(status, str) else status
+
+        def run(uow: _UnitOfWork) -> Opening:
+            o = uow.load(Opening, opening_id)
+            new = attrs.evolve(o.value, status=value)
+            uow.save(new, o.version)
+            uow.emit(
+                "opening.status_changed",
+                actor,
+                {"opening": opening_id},
+                {"title": new.title, "status": value.value, "previous": o.value.status.value},
+            )
+            return new
+
+        return self._command(run)
+
+    def add_candidacy(
+        self,
+        person_id: str,
+        opening_id: str,
+        *,
+        actor: Actor,
+        source: str = "",
+        referrer_id: str | None = None,
+        stage: str | None = None,
+    ) -> Candidacy:
+        """Put a person in the process for an opening.
+
+        A candidate applying starts at the pipeline's *applied* stage; anyone else starts at the
+        initial stage (a lead) unless ``stage`` says otherwise. One active candidacy per person and
+        opening.
+        """
+        check_action("create_candidacy", actor, person_id)
+        return self._command(
+            lambda uow: self._create_candidacy(
+                uow, person_id, opening_id, actor, source, referrer_id, stage
+            )
+        )
+
+    def _create_candidacy(
+        self,
+        uow: _UnitOfWork,
+        person_id: str,
+        opening_id: str,
+        actor: Actor,
+        source: str,
+        referrer_id: str | None,
+        stage: str | None,
+    ) -> Candidacy:
+        uow.load(Person, person_id)
+        opening = uow.load(Opening, opening_id).value
+        pipeline = self.pipeline(opening.pipeline)
+        if stage is None:
+            stage = pipeline.initial
+            if actor.role is ActorRole.CANDIDATE:
+                stage = next(
+                    (s.id for s in pipeline.stages if s.milestone is Milestone.APPLIED), stage
+                )
+        elif actor.role is not ActorRole.RECRUITER:
+            raise InvalidTransition(
+                stage="(none)",
+                target=stage,
+                actor=str(actor),
+                reason="only recruiters choose the starting stage",
+            )
+        try:
+            milestone = pipeline.stage(stage).milestone
+        except KeyError:
+            raise ValidationError(
+                "Candidacy", [f"unknown stage {stage!r} in pipeline {pipeline.name!r} @ $.stage"]
+            ) from None
+        if milestone in (Milestone.ARCHIVED, Milestone.HIRED):
+            raise InvalidTransition(
+                stage="(none)",
+                target=stage,
+                actor=str(actor),
+                reason="a candidacy cannot start closed",
+            )
+        if opening.status is not OpeningStatus.OPEN:
+            raise InvalidTransition(
+                stage="(none)",
+                target=stage,
+                actor=str(actor),
+                reason=f"the opening is {opening.status.value}",
+            )
+        for other in uow.find(Candidacy, person_id=person_id, opening_id=opening_id):
+            m = self.pipeline(other.value.pipeline).stage(other.value.stage).milestone
+            if m is not Milestone.ARCHIVED:
+                raise AlreadyExists(
+                    "candidacy",
+                    other.value.id,
+                    f"{person_id} is already in process for {opening_id}",
+                )
+        if referrer_id is None and actor.role is ActorRole.REFERRER:
+            referrer_id = actor.id
+        candidacy = Candidacy(
+            id=new_id("cnd"),
+            person_id=person_id,
+            opening_id=opening_id,
+            stage=stage,
+            pipeline=pipeline.name,
+            history=(StageChange(None, stage, "create", actor, uow.now),),
+            source=source,
+            referrer_id=referrer_id,
+            furthest_milestone=milestone,
+            interest_confirmed=actor.role is ActorRole.CANDIDATE,
+            created_at=uow.now,
+        )
+        uow.insert(candidacy)
+        data = {**candidacy_data(candidacy, pipeline, opening), "source": source}
+        uow.emit("candidacy.created", actor, candidacy_subjects(candidacy), data)
+        rel = uow.load(Relationship, person_id).value
+        if rel.stage is not RelationshipStage.EMPLOYEE:
+            uow.set_relationship_stage(person_id, RelationshipStage.CANDIDATE, actor)
+        return candidacy
+
+    def transition(
+        self,
+        candidacy_id: str,
+        name: str,
+        *,
+        actor: Actor,
+        reason: ArchiveReason | None = None,
+        expected_version: int | None = None,
+    ) -> Candidacy:
+        """Take the pipeline transition ``name``; refused moves raise
+        :class:`~relcrm.InvalidTransition` and plugins may veto (:class:`~relcrm.TransitionVetoed`)."""
+
+        def run(uow: _UnitOfWork) -> Candidacy:
+            current = uow.load(Candidacy, candidacy_id, expected_version)
+            c = current.value
+            opening = uow.load(Opening, c.opening_id).value
+            pipeline = self.pipeline(c.pipeline)
+            ctx = attrs.evolve(uow.context, opening=opening)
+            new, events = apply_transition(pipeline, c, name, actor, ctx, reason=reason)
+            self._ask_plugins(c, pipeline, name, actor)
+            uow.save(new, current.version)
+            uow.events.extend(events)
+            self._after_transition(uow, new, pipeline, opening, actor)
+            return new
+
+        return self._command(run)
+
+    def _ask_plugins(self, c: Candidacy, pipeline: Pipeline, name: str, actor: Actor) -> None:
+        t = pipeline.transition(name)
+        hook = self.plugin_manager.hook.relcrm_before_transition
+        for plugin, call in call_each(hook, crm=self, candidacy=c, transition=t, actor=actor):
+            try:
+                refusal = call()
+            except RelcrmError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    plugin, f"relcrm_before_transition raised {type(exc).__name__}: {exc}"
+                ) from exc
+            if refusal is not None:
+                raise TransitionVetoed(
+                    stage=c.stage,
+                    target=t.target,
+                    actor=str(actor),
+                    reason=str(refusal),
+                    plugin=plugin,
+                )
+
+    def _after_transition(
+        self, uow: _UnitOfWork, c: Candidacy, pipeline: Pipeline, opening: Opening, actor: Actor
+    ) -> None:
+        milestone = pipeline.stage(c.stage).milestone
+        referral = next(
+            (r for r in uow.find(Referral, person_id=c.person_id) if r.value.candidacy_id == c.id),
+            None,
+        )
+        if milestone is Milestone.HIRED:
+            episode = EmploymentEpisode(
+                id=new_id("emp"),
+                person_id=c.person_id,
+                title=opening.title,
+                started_on=uow.now.date(),
+                candidacy_id=c.id,
+            )
+            uow.insert(episode)
+            uow.emit(
+                "employment.started",
+                actor,
+                {"person": c.person_id, "employment": episode.id},
+                {"title": episode.title, "started_on": episode.started_on.isoformat()},
+            )
+            uow.set_relationship_stage(c.person_id, RelationshipStage.EMPLOYEE, actor)
+            status = ReferralStatus.HIRED
+        elif milestone is Milestone.ARCHIVED:
+            active = [
+                o
+                for o in uow.find(Candidacy, person_id=c.person_id)
+                if o.value.id != c.id
+                and self.pipeline(o.value.pipeline).stage(o.value.stage).milestone
+                not in (Milestone.ARCHIVED, Milestone.HIRED)
+            ]
+            rel = uow.load(Relationship, c.person_id).value
+            if not active and rel.stage is RelationshipStage.CANDIDATE:
+                uow.set_relationship_stage(c.person_id, RelationshipStage.ENGAGED, actor)
+            status = ReferralStatus.CLOSED
+        else:
+            rel = uow.load(Relationship, c.person_id).value
+            if rel.stage in (RelationshipStage.ENGAGED, RelationshipStage.PROSPECT):
+                uow.set_relationship_stage(c.person_id, RelationshipStage.CANDIDATE, actor)
+            status = ReferralStatus.IN_PROCESS
+        if referral is not None and referral.value.status is not status:
+            uow.save(attrs.evolve(referral.value, status=status), referral.version)
+        if actor.role is ActorRole.CANDIDATE:
+            self._touch_inbound(uow, c.person_id, actor)
+
+    def move(
+        self, candidacy_id: str, to_stage: str, *, actor: Actor, reason: ArchiveReason | None = None
+    ) -> Candidacy:
+        """Move to ``to_stage`` by whichever transition the actor's role may take to get there."""
+        c = self.get_candidacy(candidacy_id)
+        pipeline = self.pipeline(c.pipeline)
+        t = pipeline.find_move(c.stage, to_stage, actor.role)
+        if t is None:
+            options = sorted({x.target for x in pipeline.transitions_from(c.stage, actor.role)})
+            raise InvalidTransition(
+                stage=c.stage,
+                target=to_stage,
+                actor=str(actor),
+                reason=f"no transition for {actor.role.value} to {to_stage!r}; possible: {options or 'none'}",
+            )
+        return self.transition(candidacy_id, t.name, actor=actor, reason=reason)
+
+    def archive(
+        self,
+        candidacy_id: str,
+        reason: ArchiveReasonType | str,
+        *,
+        actor: Actor,
+        note: str = "",
+    ) -> Candidacy:
+        """Close a candidacy with a typed reason; the reason and note stay internal."""
+        kind = structure(reason, ArchiveReasonType) if isinstance(reason, str) else reason
+        return self.transition(
+            candidacy_id, "archive", actor=actor, reason=ArchiveReason(kind, note)
+        )
+
+    def withdraw(self, candidacy_id: str, *, actor: Actor, note: str = "") -> Candidacy:
+        """The candidate withdraws from a process."""
+        return self.transition(
+            candidacy_id,
+            "withdraw",
+            actor=actor,
+            reason=ArchiveReason(ArchiveReasonType.WITHDREW, note),
+        )
+
+    def confirm_interest(self, candidacy_id: str, *, actor: Actor) -> Candidacy:
+        """The candidate confirms interest in an opening they were invited to."""
+        return self.transition(candidacy_id, "confirm_interest", actor=actor)
+
+    # ---------------------------------------------------------------- beyond one opening
+
+    def refer(
+        self,
+        person: str | Person | Mapping[str, Any],
+        *,
+        referrer_id: str,
+        actor: Actor,
+        opening_id: str | None = None,
+        note: str = "",
+    ) -> Referral:
+        """Record a referral: an existing person's id, or a new person to add to the pool.
+
+        With ``opening_id`` a candidacy is started too, and the referrer hears about its progress.
+        """
+        check_action("refer", actor, None)
+        new_person = (
+            None if isinstance(person, str) else self._input(person, Person, sources=["referral"])
+        )
+
+        def run(uow: _UnitOfWork) -> Referral:
+            if new_person is not None:
+                p = (
+                    new_person
+                    if new_person.created_at
+                    else attrs.evolve(new_person, created_at=uow.now)
+                )
+                uow.insert(p)
+                uow.insert(Relationship(p.id, self.organisation))
+                uow.emit(
+                    "person.created",
+                    actor,
+                    {"person": p.id},
+                    {"name": p.name, "sources": list(p.sources), "owner_id": p.owner_id},
+                )
+                person_id = p.id
+            else:
+                person_id = str(person)
+                uow.load(Person, person_id)
+            candidacy_id = None
+            title = ""
+            if opening_id is not None:
+                c = self._create_candidacy(
+                    uow, person_id, opening_id, actor, "referral", referrer_id, None
+                )
+                candidacy_id = c.id
+                title = uow.load(Opening, opening_id).value.title
+            referral = Referral(
+                id=new_id("ref"),
+                referrer_id=referrer_id,
+                person_id=person_id,
+                opening_id=opening_id,
+                candidacy_id=candidacy_id,
+                note=note,
+                created_at=uow.now,
+            )
+            uow.insert(referral)
+            uow.emit(
+                "referral.submitted",
+                actor,
+                {"person": person_id, "referral": referral.id},
+                {
+                    "referrer_id": referrer_id,
+                    "opening_id": opening_id,
+                    "opening_title": title,
+                    "note": note,
+                },
+            )
+            return referral
+
+        return self._command(run)
+
+    def start_employment(
+        self,
+        person_id: str,
+        title: str,
+        *,
+        actor: Actor,
+        started_on: date | None = None,
+        open_to_internal_moves: bool = False,
+    ) -> EmploymentEpisode:
+        """Record someone as an employee (hires through a candidacy get this automatically)."""
+        check_action("start_employment", actor, person_id)
+
+        def run(uow: _UnitOfWork) -> EmploymentEpisode:
+            uow.load(Person, person_id)
+            if any(e.value.current for e in uow.find(EmploymentEpisode, person_id=person_id)):
+                raise AlreadyExists("employment", person_id, "the person is already employed")
+            episode = EmploymentEpisode(
+                id=new_id("emp"),
+                person_id=person_id,
+                title=title,
+                started_on=started_on or uow.now.date(),
+                open_to_internal_moves=open_to_internal_moves,
+            )
+            uow.insert(episode)
+            uow.emit(
+                "employment.started",
+                actor,
+                {"person": person_id, "employment": episode.id},
+                {"title": title, "started_on": episode.started_on.isoformat()},
+            )
+            uow.set_relationship_stage(person_id, RelationshipStage.EMPLOYEE, actor)
+            return episode
+
+        return self._command(run)
+
+    def _current_episode(self, uow: _UnitOfWork, person_id: str) -> Versioned[EmploymentEpisode]:
+        for e in uow.find(EmploymentEpisode, person_id=person_id):
+            if e.value.current:
+                return e
+        raise NotFound("employment", person_id)
+
+    def set_internal_moves(
+        self, person_id: str, open_to_moves: bool, *, actor: Actor
+    ) -> EmploymentEpisode:
+        """An employee says whether they are open to internal moves (redeployment)."""
+        check_action("set_internal_moves", actor, person_id)
+
+        def run(uow: _UnitOfWork) -> EmploymentEpisode:
+            e = self._current_episode(uow, person_id)
+            new = attrs.evolve(e.value, open_to_internal_moves=bool(open_to_moves))
+            uow.save(new, e.version)
+            uow.emit(
+                "employment.internal_moves_changed",
+                actor,
+                {"person": person_id, "employment": new.id},
+                {"open_to_internal_moves": new.open_to_internal_moves},
+            )
+            return new
+
+        return self._command(run)
+
+    def end_employment(
+        self,
+        person_id: str,
+        *,
+        actor: Actor,
+        ended_on: date | None = None,
+        reason: str = "",
+        rehire_eligible: bool | None = None,
+    ) -> EmploymentEpisode:
+        """The employee leaves and becomes alumni; ``reason`` and ``rehire_eligible`` are internal."""
+        check_action("end_employment", actor, person_id)
+
+        def run(uow: _UnitOfWork) -> EmploymentEpisode:
+            e = self._current_episode(uow, person_id)
+            new = attrs.evolve(
+                e.value,
+                ended_on=ended_on or uow.now.date(),
+                departure_reason=reason,
+                rehire_eligible=rehire_eligible,
+            )
+            uow.save(new, e.version)
+            uow.emit(
+                "employment.ended",
+                actor,
+                {"person": person_id, "employment": new.id},
+                {
+                    "ended_on": new.ended_on.isoformat() if new.ended_on else None,
+                    "departure_reason": reason,
+                    "rehire_eligible": rehire_eligible,
+                },
+            )
+            uow.set_relationship_stage(person_id, RelationshipStage.ALUMNI, actor)
+            return new
+
+        return self._command(run)
+
+
+def open(
+    url: str,
+    *,
+    plugins: Iterable[object] = (),
+    notifiers: Iterable[str | Notifier] = ("log",),
+    load_entrypoints: bool | None = None,
+    organisation: str = "default",
+    clock: Callable[[], datetime] | None = None,
+    autodispatch: bool = True,
+) -> CRM:
+    """Open a talent pool at ``url``: ``memory://``, ``sqlite:///path.db``, or any scheme a plugin
+    registers.
+
+    ``plugins`` are registered in addition to the built-ins and the ``relcrm`` entry points (which
+    load unless ``load_entrypoints=False`` or ``RELCRM_DISABLE_PLUGIN_AUTOLOAD`` is set).
+    ``notifiers`` names registered notifiers (``"memory"``, ``"log"``...) or gives instances.
+    """
+    if not isinstance(url, str) or ":" not in url:
+        raise ValidationError(
+            "url", [f"expected a storage URL like 'sqlite:///talent.db', got {url!r} @ $"]
+        )
+    pm = make_plugin_manager(plugins, load_entrypoints=load_entrypoints)
+    scheme = url.split(":", 1)[0].lower()
+    backends = collect_registrations(pm, "relcrm_register_storage_backends", "storage backend")
+    if scheme not in backends:
+        from .exceptions import UnknownBackend
+
+        raise UnknownBackend(scheme, list(backends))
+    store = backends[scheme][1](url)
+    try:
+        return CRM(
+            store,
+            plugin_manager=pm,
+            notifiers=notifiers,
+            organisation=organisation,
+            clock=clock,
+            autodispatch=autodispatch,
+        )
+    except BaseException:
+        store.close()
+        raise

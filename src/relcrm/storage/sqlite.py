@@ -1,0 +1,727 @@
+"""``sqlite:///path.db``: the embedded default backend (stdlib :mod:`sqlite3` only).
+
+URLs follow the SQLAlchemy convention: ``sqlite:///relative/path.db`` (three slashes, relative to
+the working directory) and ``sqlite:////absolute/path.db`` (four). One option is understood:
+``?timeout=5`` sets how many seconds a writer waits for another writer's lock before giving up
+(default 30). ``sqlite:///:memory:`` is refused: use ``memory://`` for a throw-away store.
+
+How it behaves:
+
+* Each thread gets its own connection (opened on first use, closed when the thread ends or on
+  :meth:`SQLiteStore.close`), so one store object can be shared by every thread of a process, and
+  several processes can open the same file.
+* The database runs in WAL mode with ``synchronous=NORMAL``: readers never wait for writers and
+  never see a transaction's writes before it commits.
+* :meth:`SQLiteStore.transaction` starts with ``BEGIN IMMEDIATE``, so it takes the write lock up
+  front (waiting up to the busy timeout) and then cannot fail half-way for lack of a lock.
+* Optimistic locking is one ``UPDATE ... WHERE version = ?``; no row updated means
+  :class:`relcrm.ConcurrencyConflict`.
+* Every :mod:`sqlite3` error (including "database is locked" after the timeout) is raised as
+  :class:`relcrm.StorageError` with the original chained; a file that cannot be opened or is not a
+  database raises :class:`relcrm.BackendUnavailable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote
+
+from relcrm.exceptions import BackendUnavailable, ConcurrencyConflict, NotFound, StorageError
+from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+#: The schema version this code creates and understands.
+SCHEMA_VERSION = 1
+
+_DEFAULT_TIMEOUT = 30.0
+_OUTBOX_STATUSES = frozenset({"pending", "delivered", "dead"})
+#: Stay well under SQLITE_MAX_VARIABLE_NUMBER (999 on old builds) in ``IN (...)`` lists.
+_MAX_PARAMETERS = 500
+
+_TABLES = ("records", "events", "outbox")
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS records (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        person_id TEXT,
+        opening_id TEXT,
+        data TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS records_by_person ON records (kind, person_id)",
+    "CREATE INDEX IF NOT EXISTS records_by_opening ON records (kind, opening_id)",
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT UNIQUE NOT NULL,
+        type TEXT NOT NULL,
+        occurred_at TEXT NOT NULL,
+        person_id TEXT,
+        payload TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS events_by_person ON events (person_id, seq)",
+    """
+    CREATE TABLE IF NOT EXISTS outbox (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        notifier TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)",
+    "CREATE INDEX IF NOT EXISTS outbox_by_event ON outbox (event_id)",
+)
+
+_RECORD_COLUMNS = "id, version, data, person_id, opening_id"
+_EVENT_COLUMNS = "seq, id, type, occurred_at, person_id, payload"
+_OUTBOX_COLUMNS = (
+    "id, event_id, notifier, recipient, payload, status, attempts, next_attempt_at, last_error"
+)
+
+
+def _parse_url(url: str) -> tuple[str, float]:
+    """The database path and the busy timeout (seconds) named by a ``sqlite:///`` URL."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise BackendUnavailable(
+            f"not a SQLite URL: {url!r}; use sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db"
+        )
+    location, _, query = url[len(prefix) :].partition("?")
+    path = unquote(location)
+    if not path:
+        raise BackendUnavailable(f"the SQLite URL {url!r} names no database file")
+    if path == ":memory:" or path.startswith("file:"):
+        raise BackendUnavailable(
+            f"{url!r} is not supported: an in-memory SQLite database is private to one "
+            "connection, but this backend opens one connection per thread; use 'memory://' "
+            "for a throw-away store"
+        )
+    timeout = _DEFAULT_TIMEOUT
+    for key, values in parse_qs(query, keep_blank_values=True).items():
+        if key != "timeout":
+            raise BackendUnavailable(f"unknown option {key!r} in {url!r}; known: timeout")
+        try:
+            timeout = float(values[-1])
+        except ValueError:
+            timeout = math.nan
+        if not math.isfinite(timeout) or timeout < 0:
+            raise BackendUnavailable(
+                f"timeout in {url!r} must be a number of seconds >= 0, not {values[-1]!r}"
+            )
+    return path, timeout
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _dump(what: str, value: Mapping[str, Any]) -> str:
+    """Encode ``value`` as compact JSON text (strings verbatim, no ``NaN``)."""
+    if not isinstance(value, Mapping):
+        raise StorageError(f"{what} must be a mapping, not {type(value).__name__}")
+    try:
+        return json.dumps(
+            value,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            default=_json_default,
+        )
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"{what} is not JSON-compatible: {exc}") from exc
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be None or >= 0, not {limit}")
+
+
+def _check_status(status: str) -> None:
+    if status not in _OUTBOX_STATUSES:
+        raise ValueError(f"outbox status must be one of {sorted(_OUTBOX_STATUSES)}, not {status!r}")
+
+
+def _record(kind: str, row: tuple[Any, ...]) -> Record:
+    id, version, data, person_id, opening_id = row
+    return Record(
+        kind=kind,
+        id=id,
+        version=version,
+        data=json.loads(data),
+        person_id=person_id,
+        opening_id=opening_id,
+    )
+
+
+def _event(row: tuple[Any, ...]) -> EventRecord:
+    seq, id, type, occurred_at, person_id, payload = row
+    return EventRecord(
+        id=id,
+        type=type,
+        occurred_at=occurred_at,
+        payload=json.loads(payload),
+        person_id=person_id,
+        seq=seq,
+    )
+
+
+def _outbox(row: tuple[Any, ...]) -> OutboxRecord:
+    id, event_id, notifier, recipient, payload, status, attempts, next_attempt_at, error = row
+    return OutboxRecord(
+        id=id,
+        event_id=event_id,
+        notifier=notifier,
+        recipient=json.loads(recipient),
+        payload=json.loads(payload),
+        status=cast(OutboxStatus, status),
+        attempts=attempts,
+        next_attempt_at=next_attempt_at,
+        last_error=error,
+    )
+
+
+class _ThreadState:
+    """The connections one thread uses; they are closed when the thread ends."""
+
+    __slots__ = ("__weakref__", "connection", "in_transaction", "outside")
+
+    def __init__(self) -> None:
+        self.connection: sqlite3.Connection | None = None
+        #: Second connection for reads made outside the transaction this thread has open.
+        self.outside: sqlite3.Connection | None = None
+        self.in_transaction = False
+
+
+class SQLiteStore:
+    """A :class:`~relcrm.storage.Store` on one SQLite file (see the module docs).
+
+    ``path`` is the database file and ``timeout`` the busy timeout in seconds. Usable as a context
+    manager, which closes it on exit.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path, self.timeout = _parse_url(url)
+        self._lock = threading.RLock()  # guards _connections, _closed and _pid
+        self._connections: dict[int, sqlite3.Connection] = {}
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._closed = False
+        try:
+            self._initialise_schema(self._connection(self._thread_state()))
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<SQLiteStore {self.url!r} ({state})>"
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _thread_state(self) -> _ThreadState:
+        if self._pid != os.getpid():
+            self._forget_parent_connections()
+        state: _ThreadState | None = getattr(self._local, "state", None)
+        if state is None:
+            state = _ThreadState()
+            self._local.state = state
+        return state
+
+    def _forget_parent_connections(self) -> None:
+        # After os.fork() the child must not use (or even close) the parent's connections.
+        with self._lock:
+            if self._pid != os.getpid():
+                self._connections = {}
+                self._local = threading.local()
+                self._pid = os.getpid()
+
+    def _connection(self, state: _ThreadState) -> sqlite3.Connection:
+        """This thread's connection (for transactions and writes)."""
+        self._check_open()
+        if state.connection is None:
+            state.connection = self._open(state)
+        return state.connection
+
+    def _reader(self) -> sqlite3.Connection:
+        """A connection that sees only committed data, even while this thread has a transaction."""
+        state = self._thread_state()
+        if not state.in_transaction:
+            return self._connection(state)
+        self._check_open()
+        if state.outside is None:
+            state.outside = self._open(state)
+        return state.outside
+
+    def _open(self, owner: _ThreadState) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {round(self.timeout * 1000)}")
+            connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            connection.close()
+            raise BackendUnavailable(
+                f"cannot use {self.path!r} as a SQLite database: {exc}"
+            ) from exc
+        with self._lock:
+            if self._closed:
+                connection.close()
+                raise StorageError(f"the store {self.url!r} is closed")
+            self._connections[id(connection)] = connection
+        weakref.finalize(owner, self._release, connection)
+        return connection
+
+    def _release(self, connection: sqlite3.Connection) -> None:
+        with self._lock:
+            mine = self._connections.pop(id(connection), None) is connection
+        if mine:
+            connection.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"the store {self.url!r} is closed")
+
+    @contextmanager
+    def _errors(self, action: str, error: type[StorageError] = StorageError) -> Iterator[None]:
+        """Raise :mod:`sqlite3` errors as relcrm errors that say what was being done."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            hint = ""
+            if "locked" in str(exc) or "busy" in str(exc):
+                hint = (
+                    f" (another connection held the write lock longer than the busy timeout of "
+                    f"{self.timeout:g} s; raise it with ?timeout= in the URL)"
+                )
+            raise error(f"SQLite could not {action} in {self.path!r}: {exc}{hint}") from exc
+        except UnicodeEncodeError as exc:
+            raise StorageError(
+                f"SQLite could not {action}: text is not valid UTF-8: {exc}"
+            ) from exc
+
+    def _initialise_schema(self, connection: sqlite3.Connection) -> None:
+        # BEGIN IMMEDIATE serialises the check-and-create, so two processes opening a new file at
+        # the same moment create the schema exactly once.
+        with self._errors("initialise the relcrm schema", BackendUnavailable):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS relcrm_schema (version INTEGER NOT NULL)"
+                )
+                versions = [v for (v,) in connection.execute("SELECT version FROM relcrm_schema")]
+                if not versions:
+                    placeholders = ", ".join("?" * len(_TABLES))
+                    existing = connection.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' "
+                        f"AND name IN ({placeholders})",
+                        _TABLES,
+                    ).fetchall()
+                    if existing:
+                        names = ", ".join(sorted(name for (name,) in existing))
+                        raise BackendUnavailable(
+                            f"{self.path!r} is not a relcrm database: it already has tables "
+                            f"named {names} but no relcrm schema version"
+                        )
+                    for statement in _SCHEMA:
+                        connection.execute(statement)
+                    connection.execute(
+                        "INSERT INTO relcrm_schema (version) VALUES (?)", (SCHEMA_VERSION,)
+                    )
+                elif max(versions) > SCHEMA_VERSION:
+                    raise StorageError(
+                        f"{self.path!r} has relcrm schema version {max(versions)}, newer than "
+                        f"version {SCHEMA_VERSION} that this relcrm understands; upgrade relcrm"
+                    )
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    def pragmas(self) -> dict[str, Any]:
+        """The settings of this thread's connection as SQLite reports them (for diagnostics):
+        ``journal_mode``, ``synchronous``, ``busy_timeout`` (ms) and ``foreign_keys``."""
+        connection = self._connection(self._thread_state())
+        with self._errors("read pragmas"):
+            return {
+                name: connection.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            }
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SQLiteTransaction]:
+        """Begin a unit of work (``BEGIN IMMEDIATE``); commits on normal exit, rolls back whole on
+        an exception, which is re-raised unchanged."""
+        state = self._thread_state()
+        if state.in_transaction:
+            raise StorageError(
+                "a transaction is already open in this thread and transactions do not nest; "
+                "do all the work in the outer transaction"
+            )
+        connection = self._connection(state)
+        with self._errors("begin a transaction"):
+            connection.execute("BEGIN IMMEDIATE")
+        state.in_transaction = True
+        tx = _SQLiteTransaction(self, connection)
+        try:
+            yield tx
+        except BaseException as exc:
+            tx._finished = True
+            self._rollback(connection, exc)
+            raise
+        else:
+            tx._finished = True
+            with self._errors("commit"):
+                try:
+                    connection.execute("COMMIT")
+                except sqlite3.Error:
+                    self._rollback(connection, None)
+                    raise
+        finally:
+            state.in_transaction = False
+
+    def _rollback(self, connection: sqlite3.Connection, cause: BaseException | None) -> None:
+        try:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            # The original error is the one worth raising; keep this one as a note.
+            if cause is not None:
+                cause.add_note(f"relcrm: rolling back the SQLite transaction also failed: {exc}")
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, kind: str, id: str) -> Record | None:
+        """The committed record, or ``None``."""
+        connection = self._reader()
+        with self._errors(f"read {kind} {id!r}"):
+            row = connection.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM records WHERE kind = ? AND id = ?", (kind, id)
+            ).fetchone()
+        return None if row is None else _record(kind, row)
+
+    def find(
+        self, kind: str, *, person_id: str | None = None, opening_id: str | None = None
+    ) -> list[Record]:
+        """Committed records of ``kind`` matching every given key, ordered by id."""
+        return self._find(self._reader(), kind, person_id, opening_id)
+
+    def _find(
+        self,
+        connection: sqlite3.Connection,
+        kind: str,
+        person_id: str | None,
+        opening_id: str | None,
+    ) -> list[Record]:
+        sql = f"SELECT {_RECORD_COLUMNS} FROM records WHERE kind = ?"
+        params: list[Any] = [kind]
+        if person_id is not None:
+            sql += " AND person_id = ?"
+            params.append(person_id)
+        if opening_id is not None:
+            sql += " AND opening_id = ?"
+            params.append(opening_id)
+        with self._errors(f"find {kind} records"):
+            rows = connection.execute(sql + " ORDER BY id", params).fetchall()
+        return [_record(kind, row) for row in rows]
+
+    def iter_records(self, kind: str, *, batch_size: int = 1000) -> Iterator[Record]:
+        """Every committed record of ``kind`` ordered by id, fetched ``batch_size`` at a time by
+        keyset pagination (records written meanwhile may or may not be seen)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        return self._iter_records(kind, batch_size)
+
+    def _iter_records(self, kind: str, batch_size: int) -> Iterator[Record]:
+        sql = f"SELECT {_RECORD_COLUMNS} FROM records WHERE kind = ?"
+        with self._errors(f"read {kind} records"):
+            rows = self._reader().execute(f"{sql} ORDER BY id LIMIT ?", (kind, batch_size))
+            batch = rows.fetchall()
+        while batch:
+            for row in batch:
+                yield _record(kind, row)
+            if len(batch) < batch_size:
+                return
+            last = batch[-1][0]
+            with self._errors(f"read {kind} records"):
+                rows = self._reader().execute(
+                    f"{sql} AND id > ? ORDER BY id LIMIT ?", (kind, last, batch_size)
+                )
+                batch = rows.fetchall()
+
+    def events(
+        self, *, after: int = 0, person_id: str | None = None, limit: int | None = None
+    ) -> list[EventRecord]:
+        """Committed events with ``seq > after`` (optionally for one person), in ``seq`` order."""
+        _check_limit(limit)
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ?"
+        params: list[Any] = [after]
+        if person_id is not None:
+            sql += " AND person_id = ?"
+            params.append(person_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        connection = self._reader()
+        with self._errors("read events"):
+            rows = connection.execute(sql, params).fetchall()
+        return [_event(row) for row in rows]
+
+    def outbox(
+        self,
+        *,
+        status: OutboxStatus | None = "pending",
+        due_by: str | None = None,
+        event_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxRecord]:
+        """Outbox rows with that status (``None``: any), due at or before ``due_by``, for those
+        events; ordered by ``(next_attempt_at, id)``."""
+        _check_limit(limit)
+        sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE 1 = 1"
+        params: list[Any] = []
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        if due_by is not None:
+            sql += " AND next_attempt_at <= ?"
+            params.append(due_by)
+        order = " ORDER BY next_attempt_at, id"
+        connection = self._reader()
+        with self._errors("read the outbox"):
+            if event_ids is None:
+                if limit is not None:
+                    order += " LIMIT ?"
+                    params.append(limit)
+                rows = connection.execute(sql + order, params).fetchall()
+            else:
+                ids = list(dict.fromkeys(event_ids))
+                rows = []
+                for start in range(0, len(ids), _MAX_PARAMETERS):
+                    chunk = ids[start : start + _MAX_PARAMETERS]
+                    marks = ", ".join("?" * len(chunk))
+                    query = f"{sql} AND event_id IN ({marks}){order}"
+                    rows.extend(connection.execute(query, [*params, *chunk]).fetchall())
+                rows.sort(key=lambda row: (row[7], row[0]))  # (next_attempt_at, id)
+                rows = rows[:limit]
+        return [_outbox(row) for row in rows]
+
+    # -- writes outside transactions -----------------------------------------------------------
+
+    def update_outbox(
+        self,
+        id: str,
+        *,
+        status: OutboxStatus,
+        attempts: int,
+        next_attempt_at: str,
+        last_error: str | None,
+    ) -> None:
+        """Record the result of a delivery attempt; :class:`relcrm.NotFound` for an unknown row."""
+        _check_status(status)
+        state = self._thread_state()
+        if state.in_transaction:
+            raise StorageError(
+                "update_outbox() cannot run while this thread has a transaction open; "
+                "call it after the transaction has committed"
+            )
+        connection = self._connection(state)
+        with self._errors(f"update outbox row {id!r}"):
+            cursor = connection.execute(
+                "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ? "
+                "WHERE id = ?",
+                (status, attempts, next_attempt_at, last_error, id),
+            )
+        if cursor.rowcount == 0:
+            raise NotFound("outbox row", id)
+
+    def close(self) -> None:
+        """Close every connection this store opened, in every thread. Closing twice is fine."""
+        with self._lock:
+            self._closed = True
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for connection in connections:
+            with contextlib.suppress(sqlite3.Error):  # closing is best effort
+                connection.close()
+
+
+class _SQLiteTransaction:
+    """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the thread's connection."""
+
+    def __init__(self, store: SQLiteStore, connection: sqlite3.Connection) -> None:
+        self._store = store
+        self._connection = connection
+        self._finished = False
+
+    def _active(self) -> sqlite3.Connection:
+        if self._finished:
+            raise StorageError("this transaction has already finished; begin a new one")
+        self._store._check_open()
+        return self._connection
+
+    def _version(self, kind: str, id: str) -> int | None:
+        row = self._connection.execute(
+            "SELECT version FROM records WHERE kind = ? AND id = ?", (kind, id)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def get(self, kind: str, id: str) -> Record | None:
+        """The record, seeing this transaction's own writes, or ``None``."""
+        connection = self._active()
+        with self._store._errors(f"read {kind} {id!r}"):
+            row = connection.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM records WHERE kind = ? AND id = ?", (kind, id)
+            ).fetchone()
+        return None if row is None else _record(kind, row)
+
+    def find(
+        self, kind: str, *, person_id: str | None = None, opening_id: str | None = None
+    ) -> list[Record]:
+        """Records of ``kind`` matching every given key (with this transaction's writes), by id."""
+        return self._store._find(self._active(), kind, person_id, opening_id)
+
+    def put(
+        self,
+        kind: str,
+        id: str,
+        data: Mapping[str, Any],
+        *,
+        expected_version: int,
+        person_id: str | None = None,
+        opening_id: str | None = None,
+    ) -> Record:
+        """Write a record whose current version is ``expected_version`` (0: must not exist yet)."""
+        connection = self._active()
+        text = _dump(f"data of {kind} {id!r}", data)
+        with self._store._errors(f"write {kind} {id!r}"):
+            if expected_version == 0:
+                cursor = connection.execute(
+                    "INSERT INTO records (kind, id, version, person_id, opening_id, data) "
+                    "VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (kind, id) DO NOTHING",
+                    (kind, id, person_id, opening_id, text),
+                )
+            else:
+                cursor = connection.execute(
+                    "UPDATE records SET version = version + 1, person_id = ?, opening_id = ?, "
+                    "data = ? WHERE kind = ? AND id = ? AND version = ?",
+                    (person_id, opening_id, text, kind, id, expected_version),
+                )
+            if cursor.rowcount != 1:
+                actual = self._version(kind, id)
+                raise ConcurrencyConflict(kind, id, expected_version, actual)
+        return Record(
+            kind=kind,
+            id=id,
+            version=expected_version + 1,
+            data=json.loads(text),
+            person_id=person_id,
+            opening_id=opening_id,
+        )
+
+    def delete(self, kind: str, id: str, *, expected_version: int) -> None:
+        """Remove a record at ``expected_version``; else :class:`relcrm.ConcurrencyConflict`."""
+        connection = self._active()
+        with self._store._errors(f"delete {kind} {id!r}"):
+            cursor = connection.execute(
+                "DELETE FROM records WHERE kind = ? AND id = ? AND version = ?",
+                (kind, id, expected_version),
+            )
+            if cursor.rowcount != 1:
+                actual = self._version(kind, id)
+                raise ConcurrencyConflict(kind, id, expected_version, actual)
+
+    def append_event(self, event: EventRecord) -> EventRecord:
+        """Append to the log; returns the event with its ``seq``. A duplicate id is an error."""
+        connection = self._active()
+        payload = _dump(f"payload of event {event.id!r}", event.payload)
+        with self._store._errors(f"append event {event.id!r}"):
+            cursor = connection.execute(
+                "INSERT INTO events (id, type, occurred_at, person_id, payload) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (event.id, event.type, event.occurred_at, event.person_id, payload),
+            )
+        if cursor.rowcount != 1 or cursor.lastrowid is None:
+            raise StorageError(f"event {event.id!r} is already in the log; event ids are unique")
+        return EventRecord(
+            id=event.id,
+            type=event.type,
+            occurred_at=event.occurred_at,
+            payload=json.loads(payload),
+            person_id=event.person_id,
+            seq=cursor.lastrowid,
+        )
+
+    def add_outbox(self, row: OutboxRecord) -> None:
+        """Queue a notification for delivery after commit. A duplicate id is an error."""
+        connection = self._active()
+        _check_status(row.status)
+        recipient = _dump(f"recipient of outbox row {row.id!r}", row.recipient)
+        payload = _dump(f"payload of outbox row {row.id!r}", row.payload)
+        with self._store._errors(f"add outbox row {row.id!r}"):
+            cursor = connection.execute(
+                f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                (
+                    row.id,
+                    row.event_id,
+                    row.notifier,
+                    recipient,
+                    payload,
+                    row.status,
+                    row.attempts,
+                    row.next_attempt_at,
+                    row.last_error,
+                ),
+            )
+        if cursor.rowcount != 1:
+            raise StorageError(f"outbox row {row.id!r} already exists; outbox ids are unique")
+
+    def replace_event_payload(self, event_id: str, payload: Mapping[str, Any]) -> None:
+        """Rewrite one logged event's payload (erasure); :class:`relcrm.NotFound` if unknown."""
+        connection = self._active()
+        text = _dump(f"payload of event {event_id!r}", payload)
+        with self._store._errors(f"replace the payload of event {event_id!r}"):
+            cursor = connection.execute(
+                "UPDATE events SET payload = ? WHERE id = ?", (text, event_id)
+            )
+        if cursor.rowcount != 1:
+            raise NotFound("event", event_id)
