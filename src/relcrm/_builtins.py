@@ -19,7 +19,9 @@ class MemoryStoragePlugin:
     """``memory://``: everything in this process, gone when it exits."""
 
     @hookimpl
-    def relcrm_register_storage_backends(self, register: "Callable[[str, StoreFactory], None]") -> None:
+    def relcrm_register_storage_backends(
+        self, register: "Callable[[str, StoreFactory], None]"
+    ) -> None:
         def factory(url: str) -> "Store":
             from .storage.memory import MemoryStore
 
@@ -32,7 +34,9 @@ class SQLiteStoragePlugin:
     """``sqlite:///path.db``: the embedded default (stdlib sqlite3, WAL)."""
 
     @hookimpl
-    def relcrm_register_storage_backends(self, register: "Callable[[str, StoreFactory], None]") -> None:
+    def relcrm_register_storage_backends(
+        self, register: "Callable[[str, StoreFactory], None]"
+    ) -> None:
         def factory(url: str) -> "Store":
             from .storage.sqlite import SQLiteStore
 

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 import pluggy
 
-from .events import Event, Visibility, describe_event, project_event
+from .events import Event, describe_event, project_event
 from .exceptions import (
     AlreadyExists,
     ConcurrencyConflict,
@@ -262,10 +262,12 @@ class CRM:
                     raise ValidationError(
                         "notifiers", [f"unknown notifier {n!r}; registered: {known} @ $"]
                     )
-                n = factories[n][1]()
-            if n.name in self.notifiers:
-                raise ValidationError("notifiers", [f"notifier {n.name!r} given twice @ $"])
-            self.notifiers[n.name] = n
+                instance: Notifier = factories[n][1]()
+            else:
+                instance = n
+            if instance.name in self.notifiers:
+                raise ValidationError("notifiers", [f"notifier {instance.name!r} given twice @ $"])
+            self.notifiers[instance.name] = instance
 
     # ---------------------------------------------------------------- plumbing
 
@@ -744,7 +746,8 @@ class CRM:
             raise ValidationError(
                 "availability",
                 [
-                    f"a check-back date only goes with 'not_now', not {value.value!r} @ $.check_back_on"
+                    "a check-back date only goes with 'not_now', "
+                    f"not {value.value!r} @ $.check_back_on"
                 ],
             )
 
@@ -1197,7 +1200,8 @@ class CRM:
         expected_version: int | None = None,
     ) -> Candidacy:
         """Take the pipeline transition ``name``; refused moves raise
-        :class:`~relcrm.InvalidTransition` and plugins may veto (:class:`~relcrm.TransitionVetoed`)."""
+        :class:`~relcrm.InvalidTransition`; plugins may veto (:class:`~relcrm.TransitionVetoed`).
+        """
 
         def run(uow: _UnitOfWork) -> Candidacy:
             current = uow.load(Candidacy, candidacy_id, expected_version)
@@ -1295,7 +1299,8 @@ class CRM:
                 stage=c.stage,
                 target=to_stage,
                 actor=str(actor),
-                reason=f"no transition for {actor.role.value} to {to_stage!r}; possible: {options or 'none'}",
+                reason=f"no transition for {actor.role.value} to {to_stage!r}; "
+                f"possible: {options or 'none'}",
             )
         return self.transition(candidacy_id, t.name, actor=actor, reason=reason)
 
@@ -1468,7 +1473,9 @@ class CRM:
         reason: str = "",
         rehire_eligible: bool | None = None,
     ) -> EmploymentEpisode:
-        """The employee leaves and becomes alumni; ``reason`` and ``rehire_eligible`` are internal."""
+        """The employee leaves and becomes alumni.
+
+        ``reason`` and ``rehire_eligible`` are internal."""
         check_action("end_employment", actor, person_id)
 
         def run(uow: _UnitOfWork) -> EmploymentEpisode:

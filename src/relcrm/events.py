@@ -70,7 +70,9 @@ def _json_value(value: Any, path: str, depth: int = 0) -> None:
     raise ValueError(f"event data must be JSON values, got {type(value).__name__} @ {path}")
 
 
-def _json_data(instance: object, attribute: "attrs.Attribute[Any]", value: Mapping[str, Any]) -> None:
+def _json_data(
+    instance: object, attribute: "attrs.Attribute[Any]", value: Mapping[str, Any]
+) -> None:
     _json_value(value, attribute.name)
 
 

@@ -55,8 +55,8 @@ class NotFound(RelcrmError, LookupError):
 class InvalidTransition(RelcrmError):
     """A lifecycle transition was refused.
 
-    ``stage`` is where the candidacy (or relationship) stood, ``target`` what was asked for, ``actor``
-    who asked, and ``reason`` why it was refused.
+    ``stage`` is where the candidacy stood, ``target`` what was asked for, ``actor`` who asked,
+    and ``reason`` why it was refused.
     """
 
     def __init__(self, *, stage: str, target: str, actor: str, reason: str) -> None:
@@ -78,7 +78,7 @@ class TransitionVetoed(InvalidTransition):
 
 
 class PermissionDenied(RelcrmError):
-    """The actor may not take this action on this subject (e.g. a candidate acting for someone else)."""
+    """The actor may not take this action (e.g. a candidate acting for someone else)."""
 
     def __init__(self, *, action: str, actor: str, reason: str) -> None:
         self.action = action
@@ -99,7 +99,9 @@ class ConcurrencyConflict(RelcrmError):
         self.expected = expected
         self.actual = actual
         found = "it does not exist" if actual is None else f"it is at version {actual}"
-        super().__init__(f"{kind} {id!r} changed concurrently: expected version {expected}, {found}")
+        super().__init__(
+            f"{kind} {id!r} changed concurrently: expected version {expected}, {found}"
+        )
 
 
 class StorageError(RelcrmError):

@@ -236,9 +236,7 @@ DEFAULT_PIPELINE = Pipeline(
             "candidacy.hired",
             guards=("reached_offer",),
         ),
-        Transition(
-            "archive", _ACTIVE, "archived", _RS, "candidacy.archived", requires_reason=True
-        ),
+        Transition("archive", _ACTIVE, "archived", _RS, "candidacy.archived", requires_reason=True),
         Transition(
             "withdraw",
             _ACTIVE,
@@ -306,8 +304,9 @@ def apply_transition(
     target = pipeline.stage(t.target)
     milestone = target.milestone
     furthest = (
-        milestone if milestone.rank > candidacy.furthest_milestone.rank else
-        candidacy.furthest_milestone
+        milestone
+        if milestone.rank > candidacy.furthest_milestone.rank
+        else candidacy.furthest_milestone
     )
     change = StageChange(stage, t.target, t.name, actor, context.now)
     new = attrs.evolve(
@@ -328,9 +327,7 @@ def apply_transition(
     if reason is not None and milestone is Milestone.ARCHIVED:
         data["archive_reason"] = reason.type.value
         data["archive_note"] = reason.note
-    event = make_event(
-        context, t.event_type, actor, candidacy_subjects(new), data
-    )
+    event = make_event(context, t.event_type, actor, candidacy_subjects(new), data)
     return new, [event]
 
 

@@ -219,7 +219,7 @@ _SPACES = re.compile(r"\s+")
 
 
 def normalise_skill(skill: str) -> str:
-    """Lower-case, trim and collapse inner whitespace: ``"  Machine  Learning"`` -> ``"machine learning"``."""
+    """Lower-case, trim and collapse whitespace: ``" Big  Data"`` -> ``"big data"``."""
     return _SPACES.sub(" ", skill.strip().casefold())
 
 
@@ -228,20 +228,21 @@ def normalise_tag(tag: str) -> str:
     return normalise_skill(tag)
 
 
-def _normalised_set(normalise: Any) -> Any:
-    def convert(values: Iterable[str]) -> tuple[str, ...]:
-        out: dict[str, None] = {}
-        for v in values:
-            n = normalise(v)
-            if n:
-                out[n] = None
-        return tuple(out)
-
-    return convert
+def _normalised(values: Iterable[str], normalise: Any) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for v in values:
+        n = normalise(v)
+        if n:
+            out[n] = None
+    return tuple(out)
 
 
-_skills = _normalised_set(normalise_skill)
-_tags = _normalised_set(normalise_tag)
+def _skills(values: Iterable[str]) -> tuple[str, ...]:
+    return _normalised(values, normalise_skill)
+
+
+def _tags(values: Iterable[str]) -> tuple[str, ...]:
+    return _normalised(values, normalise_tag)
 
 
 def _strings(values: Iterable[str]) -> tuple[str, ...]:

@@ -101,9 +101,7 @@ def collect_registrations(
     return found
 
 
-def call_each(
-    caller: pluggy.HookCaller, **kwargs: Any
-) -> Iterator[tuple[str, Callable[[], Any]]]:
+def call_each(caller: pluggy.HookCaller, **kwargs: Any) -> Iterator[tuple[str, Callable[[], Any]]]:
     """Yield ``(plugin_name, call)`` for every implementation of a hook, newest first, so the
     caller decides how to isolate or combine them. Each call passes only the arguments the
     implementation declares."""

@@ -38,11 +38,7 @@ def route(event: Event, context: RoutingContext) -> list[tuple[Actor, Event]]:
     if person_id is None:
         return out
     by_candidate = actor.role is ActorRole.CANDIDATE and actor.id == person_id
-    if (
-        event.visibility is Visibility.CANDIDATE
-        and not by_candidate
-        and not context.do_not_contact
-    ):
+    if event.visibility is Visibility.CANDIDATE and not by_candidate and not context.do_not_contact:
         viewer = Actor(ActorRole.CANDIDATE, person_id)
         shown = project_event(event, viewer)
         if shown is not None:

@@ -120,7 +120,7 @@ def configure_converter(converter: cattrs.Converter) -> None:
         return structure_tuple
 
     def mapping_factory(t: Any) -> Callable[[Any, Any], Any]:
-        key_type, value_type = (typing.get_args(t) + (Any, Any))[:2]
+        key_type, value_type = ((*typing.get_args(t), Any, Any))[:2]
         if key_type is not str:
             raise TypeError(f"relcrm mappings must have string keys, not {key_type!r}")
         value_hook = None if value_type is Any else converter.get_structure_hook(value_type)
@@ -216,5 +216,3 @@ def _format(exc: BaseException, type_: Any) -> str:
 def _describe(exc: BaseException) -> list[str]:
     messages = cattrs.transform_error(exc, path="$", format_exception=_format)
     return messages or [f"{_format(exc, None)} @ $"]
-
-
