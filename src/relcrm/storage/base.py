@@ -103,7 +103,7 @@ class Transaction(Protocol):
         """
 
     def delete(self, kind: str, id: str, *, expected_version: int) -> None:
-        """Remove a record at ``expected_version``; :class:`relcrm.ConcurrencyConflict` otherwise."""
+        """Remove a record at ``expected_version``, else :class:`relcrm.ConcurrencyConflict`."""
 
     def append_event(self, event: EventRecord) -> EventRecord:
         """Append to the log; returns the event with its ``seq``. A duplicate ``id`` is an error."""
