@@ -315,7 +315,9 @@ def apply_transition(
         history=(*candidacy.history, change),
         furthest_milestone=furthest,
         archive_reason=reason if milestone is Milestone.ARCHIVED else None,
-        interest_confirmed=candidacy.interest_confirmed or actor.role is ActorRole.CANDIDATE,
+        # a candidate moving forward shows interest; a candidate withdrawing does not
+        interest_confirmed=candidacy.interest_confirmed
+        or (actor.role is ActorRole.CANDIDATE and milestone is not Milestone.ARCHIVED),
     )
     data: dict[str, Any] = {
         **candidacy_data(new, pipeline, context.opening),

@@ -27,6 +27,10 @@ a fresh, empty store and closes it afterwards::
             yield store
             store.close()
 
+Assertions in this module are plain ``assert`` statements; for pytest's detailed failure messages,
+call ``pytest.register_assert_rewrite("relcrm.testing")`` in your ``conftest.py`` before anything
+imports it (``pytest_plugins = ["relcrm.testing"]`` does this too).
+
 The class name has no ``Test`` prefix so pytest does not collect the base class itself. Subclasses
 may lower :attr:`StoreContract.thread_count` or :attr:`StoreContract.writes_per_thread` for slow
 backends. The suite uses only :mod:`relcrm.storage.base` and :mod:`relcrm.exceptions`, never the
@@ -41,6 +45,7 @@ available with ``pytest_plugins = ["relcrm.testing"]`` in a ``conftest.py``, or 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping, MutableMapping, MutableSequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,9 +53,9 @@ from typing import Any, ClassVar
 import pytest
 
 from relcrm.exceptions import ConcurrencyConflict, NotFound, RelcrmError, StorageError
-from relcrm.storage.base import EventRecord, OutboxRecord, Record, Store
+from relcrm.storage.base import EventRecord, OutboxRecord, Record, Store, StoreFactory
 
-__all__ = ["StoreContract", "memory_store", "sqlite_store"]
+__all__ = ["StoreContract", "increment_counter", "memory_store", "sqlite_store"]
 
 #: Strings that have broken storage layers before: quoting, NUL, unicode outside the BMP, RTL, ...
 AWKWARD_STRINGS: tuple[str, ...] = (
@@ -90,6 +95,58 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     store = SQLiteStore(f"sqlite:///{tmp_path / 'relcrm.db'}")
     yield store
     store.close()
+
+
+def increment_counter(
+    factory: StoreFactory,
+    url: str,
+    times: int,
+    start: Any = None,
+    *,
+    kind: str = "counter",
+    id: str = "c",
+) -> int:
+    """Open ``factory(url)`` and add one to ``data["count"]`` of record ``(kind, id)`` ``times``
+    times, each by reading the record and writing it back at the version read (creating it on first
+    use), retrying after a :class:`~relcrm.ConcurrencyConflict`. Returns how many retries it took.
+
+    Use it as the target of processes that race on one database, to check that a backend loses no
+    update across processes and that several processes can create a new database at once
+    (``start`` is an optional ``multiprocessing`` barrier that lines them up first). ``factory``
+    must be importable by name in the child process, e.g. the store class itself::
+
+        ctx = multiprocessing.get_context("spawn")
+        start = ctx.Barrier(4)
+        workers = [
+            ctx.Process(target=increment_counter, args=(SQLiteStore, url, 25, start))
+            for _ in range(4)
+        ]
+        # ... start and join them; then the count is 100 and the record at version 100.
+    """
+    if start is not None:
+        start.wait(60)
+    store = factory(url)
+    conflicts = 0
+    try:
+        done = 0
+        while done < times:
+            current = store.get(kind, id)
+            count = 0 if current is None else int(current.data["count"])
+            try:
+                with store.transaction() as tx:
+                    tx.put(
+                        kind,
+                        id,
+                        {"count": count + 1},
+                        expected_version=0 if current is None else current.version,
+                    )
+            except ConcurrencyConflict:
+                conflicts += 1
+                continue
+            done += 1
+    finally:
+        store.close()
+    return conflicts
 
 
 class _Boom(Exception):
@@ -140,7 +197,7 @@ def _run_in_thread(function: Any, timeout: float = 10.0) -> Any:
         except BaseException as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=target, name="relcrm-contract-reader")
+    thread = threading.Thread(target=target, name="relcrm-contract-reader", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
@@ -838,6 +895,7 @@ class StoreContract:
                 try:
                     current = store.get("counter", "c")
                     assert current is not None
+                    time.sleep(0.0005)  # think time: let other threads read the same version
                     data = {
                         "count": current.data["count"] + 1,
                         "writers": [*current.data["writers"], name],
@@ -861,14 +919,18 @@ class StoreContract:
             thread.join(timeout=120)
         assert not any(thread.is_alive() for thread in threads)
         unexpected = [exc for exc in failures if not isinstance(exc, ConcurrencyConflict)]
-        assert unexpected == []
+        assert unexpected == [], f"failures other than ConcurrencyConflict: {unexpected!r}"
         assert len(successes) + len(failures) == self.thread_count * self.writes_per_thread
         final = store.get("counter", "c")
         assert final is not None
-        assert final.version == 1 + len(successes)
-        assert final.data["count"] == len(successes)  # no lost update
+        assert final.version == 1 + len(successes), (
+            f"{len(successes)} writes succeeded but the record is at version {final.version}"
+        )
+        assert final.data["count"] == len(successes), (
+            f"lost updates: {len(successes)} writes succeeded, count is {final.data['count']}"
+        )
         assert sorted(final.data["writers"]) == sorted(successes)
         events = store.events()
-        assert len(events) == len(successes)
+        assert len(events) == len(successes), "an event was kept for a failed write, or lost"
         seqs = [event.seq for event in events]
-        assert seqs == sorted(set(seqs))
+        assert seqs == sorted(set(seqs)), f"seq is not strictly increasing: {seqs}"

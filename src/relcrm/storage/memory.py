@@ -22,7 +22,13 @@ from typing import Any
 
 import attrs
 
-from relcrm.exceptions import BackendUnavailable, ConcurrencyConflict, NotFound, StorageError
+from relcrm.exceptions import (
+    AlreadyExists,
+    BackendUnavailable,
+    ConcurrencyConflict,
+    NotFound,
+    StorageError,
+)
 from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
 
 __all__ = ["MemoryStore"]
@@ -436,7 +442,7 @@ class _MemoryTransaction:
         ):
             _check_text(what, value)
         if event.id in self._event_positions or event.id in self._store._event_positions:
-            raise StorageError(f"event {event.id!r} is already in the log; event ids are unique")
+            raise AlreadyExists("event", event.id, "event ids are unique in the log")
         stored = _StoredEvent(
             seq=len(self._store._events) + len(self._events) + 1,
             id=event.id,
@@ -462,7 +468,7 @@ class _MemoryTransaction:
         ):
             _check_text(what, value)
         if row.id in self._outbox or row.id in self._store._outbox:
-            raise StorageError(f"outbox row {row.id!r} already exists; outbox ids are unique")
+            raise AlreadyExists("outbox row", row.id, "outbox ids are unique")
         self._outbox[row.id] = _StoredOutbox(
             id=row.id,
             event_id=row.event_id,

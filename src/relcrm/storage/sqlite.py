@@ -27,15 +27,23 @@ import contextlib
 import json
 import math
 import os
+import random
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
-from relcrm.exceptions import BackendUnavailable, ConcurrencyConflict, NotFound, StorageError
+from relcrm.exceptions import (
+    AlreadyExists,
+    BackendUnavailable,
+    ConcurrencyConflict,
+    NotFound,
+    StorageError,
+)
 from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -290,7 +298,7 @@ class SQLiteStore:
             raise BackendUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         try:
             connection.execute(f"PRAGMA busy_timeout = {round(self.timeout * 1000)}")
-            connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            self._enable_wal(connection)
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
@@ -305,6 +313,24 @@ class SQLiteStore:
             self._connections[id(connection)] = connection
         weakref.finalize(owner, self._release, connection)
         return connection
+
+    def _enable_wal(self, connection: sqlite3.Connection) -> None:
+        # Switching a new file to WAL fails at once with "database is locked" (without calling
+        # the busy handler) while another process is switching it or creating the schema, so
+        # retry with a growing pause until the busy timeout has passed.
+        deadline = time.monotonic() + self.timeout
+        pause = 0.005
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause * random.uniform(0.5, 1.5))
+                pause = min(pause * 2, 0.25)
+            else:
+                return
 
     def _release(self, connection: sqlite3.Connection) -> None:
         with self._lock:
@@ -680,7 +706,7 @@ class _SQLiteTransaction:
                 (event.id, event.type, event.occurred_at, event.person_id, payload),
             )
         if cursor.rowcount != 1 or cursor.lastrowid is None:
-            raise StorageError(f"event {event.id!r} is already in the log; event ids are unique")
+            raise AlreadyExists("event", event.id, "event ids are unique in the log")
         return EventRecord(
             id=event.id,
             type=event.type,
@@ -713,7 +739,7 @@ class _SQLiteTransaction:
                 ),
             )
         if cursor.rowcount != 1:
-            raise StorageError(f"outbox row {row.id!r} already exists; outbox ids are unique")
+            raise AlreadyExists("outbox row", row.id, "outbox ids are unique")
 
     def replace_event_payload(self, event_id: str, payload: Mapping[str, Any]) -> None:
         """Rewrite one logged event's payload (erasure); :class:`relcrm.NotFound` if unknown."""
