@@ -1,8 +1,8 @@
 """How long ``python -c "import relcrm"`` takes, against the interpreter alone and its peers.
 
-Runs each command ``--runs`` times in fresh interpreters and prints the medians, then one JSON line:
-``{"relcrm_ms": ..., "bare_ms": ..., "relcrm_import_ms": ..., "peers": {...}, "optional_loaded": [...]}``
-where ``relcrm_import_ms`` is the median of relcrm's own cumulative figure from ``-X importtime``.
+Runs each command ``--runs`` times in fresh interpreters and prints the medians, then one JSON
+line with ``relcrm_ms``, ``bare_ms``, ``relcrm_import_ms`` (relcrm's own cumulative figure from
+``-X importtime``), ``peers`` and ``optional_loaded``.
 """
 
 import argparse

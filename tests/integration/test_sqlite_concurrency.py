@@ -63,7 +63,8 @@ def test_four_processes_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     with relcrm.open(url, notifiers=[], load_entrypoints=False) as crm:
         records = crm.store.events()
         seqs = [r.seq for r in records]
-        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert seqs == sorted(seqs)
+        assert len(set(seqs)) == len(seqs)
         assert len({r.id for r in records}) == len(records)
         events = [relcrm.structure(r.payload, relcrm.Event) for r in records[events_before:]]
         markers = Counter(m for m in map(_marker, events) if m is not None)
