@@ -481,9 +481,10 @@ class _Story:
         )
         priya = self.ids["priya"]
         clock.advance(days=2)
+        before = self.stage("priya")
         c = crm.add_candidacy(priya, self.senior_de.id, actor=self.me("priya"), source="careers")
         out.step("Priya Raman applies for Senior Data Engineer on the careers site.")
-        out.detail(f"Relationship stage: {self.stage('priya').value}")
+        out.detail(f"Relationship stage: {before.value} -> {self.stage('priya').value}")
         clock.advance(days=3)
         crm.move(c.id, "screening", actor=maya)
         crm.log_touchpoint(
@@ -602,7 +603,8 @@ class _Story:
         view = crm.candidate_view(priya)
         out.blank()
         out.line(
-            f"What Priya sees in her portal (crm.candidate_view): availability {view.availability.value}"
+            "What Priya sees in her portal (crm.candidate_view): "
+            f"availability {view.availability.value}"
         )
         for cv in view.candidacies:
             actions = ", ".join(_humanise(a) for a in cv.actions)
@@ -625,8 +627,8 @@ class _Story:
         self.show_timeline(theirs, Actor(ActorRole.RECRUITER, "recruiter"), shared)
         out.blank()
         out.line(
-            "The note, the touchpoints and the archive reason are only in the recruiters' view; "
-            "Priya sees her closed candidacy as 'Closed'.",
+            "The internal note, the touchpoints and the archive reason (hired elsewhere) are "
+            "only in the recruiters' view (*); Priya sees her first candidacy simply as 'Closed'.",
             hanging=0,
         )
 
@@ -657,11 +659,7 @@ class _Story:
         needs = ", ".join(opening.required_skills)
         out.step(f"A role that did not exist a year ago opens: Analytics Engineer ({needs}).")
         out.blank()
-        out.line(
-            "Preview: simple skill overlap computed by this demo; the explainable matching "
-            "engine is coming in the next release.",
-            hanging=0,
-        )
+        out.line("Preview (simple skill overlap; the explainable matching engine is coming):")
         silver = set(self.pool_members_ids(self.silver.id))
         required = set(opening.required_skills)
         rows = []
