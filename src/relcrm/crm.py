@@ -391,9 +391,9 @@ class CRM:
         if self.autodispatch and rows:
             self._deliver(rows)
 
-    def _deliver(self, rows: Iterable[OutboxRecord]) -> DispatchReport:
+    def _deliver(self, rows: Iterable[OutboxRecord], now: datetime | None = None) -> DispatchReport:
         delivered = failed = dead = 0
-        now = self._clock()
+        now = now or self._clock()  # back-off counts from the moment of this attempt
         for row in rows:
             notifier = self.notifiers.get(row.notifier)
             attempts = row.attempts + 1
@@ -440,7 +440,7 @@ class CRM:
         ``autodispatch=False``). Returns counts; rows that fail ``max_attempts`` times go dead."""
         moment = now or self._clock()
         rows = self.store.outbox(status="pending", due_by=_utc_iso(moment), limit=limit)
-        return self._deliver(rows)
+        return self._deliver(rows, moment)
 
     def outbox(self, status: Any = "pending") -> list[OutboxRecord]:
         """Outbox rows with that status (``None`` for all)."""
