@@ -690,6 +690,9 @@ class CRM:
         def run(uow: _UnitOfWork) -> Person:
             current = uow.load(Person, person_id, expected_version)
             merged = {**unstructure(current.value), **changes}
+            prefs = changes.get("preferences")
+            if isinstance(prefs, Mapping):  # merged field by field, like the profile itself
+                merged["preferences"] = {**unstructure(current.value.preferences), **prefs}
             new = structure(merged, Person)
             before, after = current.value.preferences, new.preferences
             if (before.availability, before.check_back_on) != (
@@ -845,9 +848,7 @@ class CRM:
         Only the person may record them. They are never part of matching, timelines, events or
         notifications (so no event is logged for them).
         """
-        check_action("set_availability", actor, person_id)
-        if actor.role is not ActorRole.CANDIDATE:
-            raise RelcrmError("self-identification is recorded only by the person themselves")
+        check_action("record_self_identification", actor, person_id)
         record = self._input(
             {
                 "person_id": person_id,
@@ -1188,6 +1189,7 @@ class CRM:
         rel = uow.load(Relationship, person_id).value
         if rel.stage is not RelationshipStage.EMPLOYEE:
             uow.set_relationship_stage(person_id, RelationshipStage.CANDIDATE, actor)
+        self._touch_inbound(uow, person_id, actor)  # applying is contact the person started
         return candidacy
 
     def transition(
@@ -1512,6 +1514,8 @@ def open(
     organisation: str = "default",
     clock: Callable[[], datetime] | None = None,
     autodispatch: bool = True,
+    max_attempts: int = 5,
+    retry_backoff: timedelta = timedelta(seconds=30),
 ) -> CRM:
     """Open a talent pool at ``url``: ``memory://``, ``sqlite:///path.db``, or any scheme a plugin
     registers.
@@ -1519,6 +1523,9 @@ def open(
     ``plugins`` are registered in addition to the built-ins and the ``relcrm`` entry points (which
     load unless ``load_entrypoints=False`` or ``RELCRM_DISABLE_PLUGIN_AUTOLOAD`` is set).
     ``notifiers`` names registered notifiers (``"memory"``, ``"log"``...) or gives instances.
+    Notifications are delivered right after each commit unless ``autodispatch=False``; a failed
+    delivery is retried by :meth:`CRM.dispatch_pending` after ``retry_backoff`` (doubling each
+    time) and marked dead after ``max_attempts``.
     """
     if not isinstance(url, str) or ":" not in url:
         raise ValidationError(
@@ -1540,6 +1547,8 @@ def open(
             organisation=organisation,
             clock=clock,
             autodispatch=autodispatch,
+            max_attempts=max_attempts,
+            retry_backoff=retry_backoff,
         )
     except BaseException:
         store.close()

@@ -253,10 +253,11 @@ _TEMPLATES: dict[str, str] = {
     "person.profile_updated": "{who} updated the profile ({fields})",
     "person.tagged": "{who} tagged the person: {tags}",
     "person.owner_assigned": "{who} made {owner_id} the owner",
-    "relationship.availability_changed": "{who} set availability to {availability}{check_back}",
-    "relationship.touchpoint_logged": "{who} logged a {direction} {channel}: {summary}",
+    "relationship.availability_changed": "{who} set availability to {availability_words}"
+    "{check_back}",
+    "relationship.touchpoint_logged": "{who} logged an {direction} {channel_words}: {summary}",
     "relationship.note_added": "{who} added a note: {text}",
-    "relationship.follow_up_scheduled": "{who} scheduled a follow-up for {due}",
+    "relationship.follow_up_scheduled": "{who} scheduled a follow-up for {due_date}",
     "relationship.pool_joined": "{who} added the person to the pool {pool_name}",
     "relationship.stage_changed": "Relationship moved from {from_stage} to {to_stage}",
     "consent.granted": "{who} granted consent for {purpose}",
@@ -307,5 +308,21 @@ def describe_event(event: Event, viewer: Actor | None = None) -> str:
     reason = d.get("archive_reason")
     values["reason"] = f": {str(reason).replace('_', ' ')}" if reason else ""
     values["for_opening"] = f" for {d['opening_title']}" if d.get("opening_title") else ""
-    template = _TEMPLATES.get(event.type, event.type)
-    return template.format_map(values)
+    values["availability_words"] = str(d.get("availability", "?")).replace("_", " ")
+    values["channel_words"] = _CHANNEL_WORDS.get(str(d.get("channel")), "contact")
+    values["due_date"] = str(d.get("due", "?"))[:10]
+    line = _TEMPLATES.get(event.type, event.type).format_map(values)
+    if viewer is not None and viewer.role is ActorRole.REFERRER:
+        line = f"Your referral: {line[0].lower()}{line[1:]}"
+    return line
+
+
+_CHANNEL_WORDS = {
+    "email": "email",
+    "phone": "phone call",
+    "sms": "text message",
+    "meeting": "meeting",
+    "social": "social media message",
+    "event": "conversation at an event",
+    "other": "contact",
+}

@@ -77,7 +77,7 @@ def relcrm_before_transition(
 
     Return ``None`` to allow it or a reason string to refuse it; the first refusal raises
     :class:`relcrm.TransitionVetoed` naming the plugin and nothing is written. Every plugin is
-    asked (in registration order, newest first) until one refuses. Raising a
+    asked, the most recently registered first, until one refuses. Raising a
     :class:`relcrm.RelcrmError` refuses too; any other exception is wrapped in
     :class:`relcrm.PluginError`.
 

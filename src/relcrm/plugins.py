@@ -80,7 +80,7 @@ def collect_registrations(
     """
     found: dict[str, tuple[str, Any]] = {}
     caller = getattr(pm.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):  # registration order
+    for impl in caller.get_hookimpls():  # registration order, oldest first
         plugin_name = impl.plugin_name
 
         def register(*args: Any, _plugin: str = plugin_name) -> None:

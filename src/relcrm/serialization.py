@@ -59,6 +59,8 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"expected an ISO 8601 date-time string, got {type(value).__name__}")
     try:
+        if "\x00" in value:  # CPython 3.11's parser stops reading at a NUL after the offset
+            raise ValueError(value)
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"expected an ISO 8601 date-time, got {value[:40]!r}") from None

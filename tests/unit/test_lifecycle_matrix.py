@@ -564,6 +564,7 @@ EXPECTED_ACTIONS: dict[str, frozenset[ActorRole]] = {
     "start_employment": frozenset({R, S}),
     "end_employment": frozenset({R, S}),
     "set_internal_moves": frozenset({C, R}),
+    "record_self_identification": frozenset({C}),
 }
 
 
