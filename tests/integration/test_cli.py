@@ -229,8 +229,8 @@ def test_candidate_timeline_hides_what_is_internal(demo_db: tuple[Path, str]) ->
     assert "logged" not in mine.stdout
     assert NOTE_FRAGMENT in theirs.stdout
     assert "hired elsewhere" in theirs.stdout
-    assert "You set availability to not_now" in mine.stdout
-    assert "The candidate set availability to not_now" in theirs.stdout
+    assert "You set availability to not now" in mine.stdout
+    assert "The candidate set availability to not now" in theirs.stdout
     assert len(mine.stdout.splitlines()) < len(theirs.stdout.splitlines())
     header = mine.stdout.splitlines()[0]
     assert header.startswith(f"Priya Raman ({priya})")
