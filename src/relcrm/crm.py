@@ -1163,10 +1163,9 @@ class CRM:
         for other in uow.find(Candidacy, person_id=person_id, opening_id=opening_id):
             m = self.pipeline(other.value.pipeline).stage(other.value.stage).milestone
             if m is not Milestone.ARCHIVED:
+                state = "was hired" if m is Milestone.HIRED else "is already in process"
                 raise AlreadyExists(
-                    "candidacy",
-                    other.value.id,
-                    f"{person_id} is already in process for {opening_id}",
+                    "candidacy", other.value.id, f"{person_id} {state} for {opening_id}"
                 )
         if referrer_id is None and actor.role is ActorRole.REFERRER:
             referrer_id = actor.id
@@ -1289,10 +1288,23 @@ class CRM:
             self._touch_inbound(uow, c.person_id, actor)
 
     def move(
-        self, candidacy_id: str, to_stage: str, *, actor: Actor, reason: ArchiveReason | None = None
+        self,
+        candidacy_id: str,
+        to_stage: str,
+        *,
+        actor: Actor,
+        reason: ArchiveReason | None = None,
+        expected_version: int | None = None,
     ) -> Candidacy:
-        """Move to ``to_stage`` by whichever transition the actor's role may take to get there."""
-        c = self.get_candidacy(candidacy_id)
+        """Move to ``to_stage`` by whichever transition the actor's role may take to get there.
+
+        The transition is chosen from the candidacy as read here; if it changes before the write,
+        :class:`~relcrm.ConcurrencyConflict` is raised rather than taking a stale transition.
+        """
+        current = self.load(Candidacy, candidacy_id)
+        if expected_version is not None and current.version != expected_version:
+            raise ConcurrencyConflict("candidacy", candidacy_id, expected_version, current.version)
+        c = current.value
         pipeline = self.pipeline(c.pipeline)
         t = pipeline.find_move(c.stage, to_stage, actor.role)
         if t is None:
@@ -1304,7 +1316,9 @@ class CRM:
                 reason=f"no transition for {actor.role.value} to {to_stage!r}; "
                 f"possible: {options or 'none'}",
             )
-        return self.transition(candidacy_id, t.name, actor=actor, reason=reason)
+        return self.transition(
+            candidacy_id, t.name, actor=actor, reason=reason, expected_version=current.version
+        )
 
     def archive(
         self,
@@ -1313,25 +1327,42 @@ class CRM:
         *,
         actor: Actor,
         note: str = "",
+        expected_version: int | None = None,
     ) -> Candidacy:
         """Close a candidacy with a typed reason; the reason and note stay internal."""
         kind = structure(reason, ArchiveReasonType) if isinstance(reason, str) else reason
         return self.transition(
-            candidacy_id, "archive", actor=actor, reason=ArchiveReason(kind, note)
+            candidacy_id,
+            "archive",
+            actor=actor,
+            reason=ArchiveReason(kind, note),
+            expected_version=expected_version,
         )
 
-    def withdraw(self, candidacy_id: str, *, actor: Actor, note: str = "") -> Candidacy:
+    def withdraw(
+        self,
+        candidacy_id: str,
+        *,
+        actor: Actor,
+        note: str = "",
+        expected_version: int | None = None,
+    ) -> Candidacy:
         """The candidate withdraws from a process."""
         return self.transition(
             candidacy_id,
             "withdraw",
             actor=actor,
             reason=ArchiveReason(ArchiveReasonType.WITHDREW, note),
+            expected_version=expected_version,
         )
 
-    def confirm_interest(self, candidacy_id: str, *, actor: Actor) -> Candidacy:
+    def confirm_interest(
+        self, candidacy_id: str, *, actor: Actor, expected_version: int | None = None
+    ) -> Candidacy:
         """The candidate confirms interest in an opening they were invited to."""
-        return self.transition(candidacy_id, "confirm_interest", actor=actor)
+        return self.transition(
+            candidacy_id, "confirm_interest", actor=actor, expected_version=expected_version
+        )
 
     # ---------------------------------------------------------------- beyond one opening
 

@@ -48,9 +48,15 @@ def make_plugin_manager(
             pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
         except pluggy.PluginValidationError as exc:
             raise PluginError(str(exc.plugin), str(exc)) from exc
+        except Exception as exc:  # a broken installed plugin: say so instead of crashing
+            raise PluginError(
+                "entry point",
+                f"loading the {hookspecs.PROJECT_NAME!r} entry points failed: "
+                f"{type(exc).__name__}: {exc}",
+            ) from exc
     for plugin in plugins:
         try:
-            pm.register(plugin)
+            pm.register(plugin, name=_default_name(pm, plugin))
         except ValueError as exc:  # already registered
             raise PluginError(_name(pm, plugin), str(exc)) from exc
         except pluggy.PluginValidationError as exc:
@@ -60,6 +66,19 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise PluginError(_name(pm, exc.plugin), str(exc)) from exc
     return pm
+
+
+def _default_name(pm: pluggy.PluginManager, plugin: object) -> str:
+    """A readable plugin name: a module's name, else the class path, made unique."""
+    base = getattr(plugin, "__name__", None)
+    if not isinstance(base, str):
+        cls = plugin if isinstance(plugin, type) else type(plugin)
+        base = f"{cls.__module__}.{cls.__qualname__}"
+    name, n = base, 1
+    while pm.has_plugin(name):
+        n += 1
+        name = f"{base}-{n}"
+    return name
 
 
 def _name(pm: pluggy.PluginManager, plugin: object) -> str:
@@ -97,7 +116,15 @@ def collect_registrations(
                 )
             found[name] = (_plugin, value)
 
-        impl.function(register=register)
+        args = {"register": register} if "register" in impl.argnames else {}
+        try:
+            impl.function(**args)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                plugin_name, f"{hook_name} raised {type(exc).__name__}: {exc}"
+            ) from exc
     return found
 
 
