@@ -88,7 +88,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check the package with mypy (strict; configured in pyproject.toml)."""
-    session.install("-e", ".", "mypy")
+    session.install("-e", ".[tests]", "mypy")
     session.run("mypy", *session.posargs)
 
 

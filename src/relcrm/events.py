@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from ._validators import InvalidField, aware
 from .model import Actor, ActorRole
 
 __all__ = [
@@ -44,41 +45,39 @@ class Visibility(enum.StrEnum):
 
 
 def _dotted(instance: object, attribute: "attrs.Attribute[Any]", value: str) -> None:
-    if not _TYPE_NAME.match(value):
-        raise ValueError(f"{attribute.name} must be a dotted name like 'candidacy.stage_changed'")
+    if not _TYPE_NAME.fullmatch(value):
+        raise InvalidField(attribute.name, "must be a dotted name like 'candidacy.stage_changed'")
 
 
-def _json_value(value: Any, path: str, depth: int = 0) -> None:
+def _json_value(value: Any, field: str, subpath: str = "", depth: int = 0) -> None:
+    def bad(message: str) -> InvalidField:
+        return InvalidField(field, message, subpath)
+
     if depth > 64:
-        raise ValueError(f"event data nested deeper than 64 levels @ {path}")
+        raise bad("nested deeper than 64 levels")
     if value is None or isinstance(value, str | bool | int):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"event data must hold finite numbers @ {path}")
+            raise bad("must hold finite numbers")
         return
     if isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            _json_value(v, f"{path}[{i}]", depth + 1)
+            _json_value(v, field, f"{subpath}[{i}]", depth + 1)
         return
     if isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise ValueError(f"event data keys must be strings @ {path}")
-            _json_value(v, f"{path}.{k}", depth + 1)
+                raise bad("keys must be strings")
+            _json_value(v, field, f"{subpath}.{k}", depth + 1)
         return
-    raise ValueError(f"event data must be JSON values, got {type(value).__name__} @ {path}")
+    raise bad(f"must hold JSON values, got {type(value).__name__}")
 
 
 def _json_data(
     instance: object, attribute: "attrs.Attribute[Any]", value: Mapping[str, Any]
 ) -> None:
     _json_value(value, attribute.name)
-
-
-def _aware(instance: object, attribute: "attrs.Attribute[Any]", value: datetime) -> None:
-    if value.utcoffset() is None:
-        raise ValueError(f"{attribute.name} must be timezone-aware")
 
 
 @attrs.frozen
@@ -91,7 +90,7 @@ class Event:
 
     id: str
     type: str = attrs.field(validator=_dotted)
-    occurred_at: datetime = attrs.field(validator=_aware)
+    occurred_at: datetime = attrs.field(validator=aware)
     actor: Actor
     visibility: Visibility
     subjects: Mapping[str, str] = attrs.field(factory=dict)

@@ -7,13 +7,14 @@ normalised skills); shape checks at the boundary are the converter's job
 """
 
 import enum
-import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
 import attrs
+
+from ._validators import aware, non_empty
 
 __all__ = [
     "Actor",
@@ -200,21 +201,6 @@ class ContactKind(enum.StrEnum):
 # --------------------------------------------------------------------------------------------
 
 
-def _non_empty(instance: object, attribute: "attrs.Attribute[Any]", value: str) -> None:
-    if not value.strip():
-        raise ValueError(f"{attribute.name} must not be empty")
-
-
-def _aware(instance: object, attribute: "attrs.Attribute[Any]", value: datetime | None) -> None:
-    if value is not None and value.utcoffset() is None:
-        raise ValueError(f"{attribute.name} must be timezone-aware, got {value.isoformat()}")
-
-
-def _unit_interval(instance: object, attribute: "attrs.Attribute[Any]", value: float) -> None:
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ValueError(f"{attribute.name} must be between 0 and 1, got {value!r}")
-
-
 _SPACES = re.compile(r"\s+")
 
 
@@ -259,7 +245,7 @@ class Actor:
     """Who did something: a role and the id of the person or user in that role."""
 
     role: ActorRole
-    id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
 
     def __str__(self) -> str:
         return f"{self.role.value}:{self.id}"
@@ -267,7 +253,7 @@ class Actor:
 
 @attrs.frozen
 class ContactPoint:
-    value: str = attrs.field(validator=_non_empty)
+    value: str = attrs.field(validator=non_empty)
     kind: ContactKind = ContactKind.EMAIL
 
 
@@ -280,7 +266,7 @@ class Location:
 
 @attrs.frozen
 class Link:
-    url: str = attrs.field(validator=_non_empty)
+    url: str = attrs.field(validator=non_empty)
     label: str = ""
 
 
@@ -323,8 +309,8 @@ class Person:
     ``owner_id``, ``tags`` and ``sources`` are internal; the rest is the person's own profile.
     """
 
-    id: str = attrs.field(validator=_non_empty)
-    name: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
+    name: str = attrs.field(validator=non_empty)
     contacts: tuple[ContactPoint, ...] = ()
     location: Location | None = None
     headline: str = ""
@@ -337,7 +323,7 @@ class Person:
     sources: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
     owner_id: str | None = None
-    created_at: datetime | None = attrs.field(default=None, validator=_aware)
+    created_at: datetime | None = attrs.field(default=None, validator=aware)
 
     @property
     def email(self) -> str | None:
@@ -375,9 +361,9 @@ class SelfIdentification:
     It is never read by matching, never shown in timelines and never sent in notifications.
     """
 
-    person_id: str = attrs.field(validator=_non_empty)
+    person_id: str = attrs.field(validator=non_empty)
     answers: Mapping[str, str] = attrs.field(factory=dict)
-    recorded_at: datetime | None = attrs.field(default=None, validator=_aware)
+    recorded_at: datetime | None = attrs.field(default=None, validator=aware)
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,7 +373,7 @@ class SelfIdentification:
 
 @attrs.frozen
 class TeamMember:
-    user_id: str = attrs.field(validator=_non_empty)
+    user_id: str = attrs.field(validator=non_empty)
     role: str = "interviewer"  # e.g. hiring_manager, interviewer, coordinator
 
 
@@ -395,8 +381,8 @@ class TeamMember:
 class Opening:
     """A requisition: a role the organisation wants to fill."""
 
-    id: str = attrs.field(validator=_non_empty)
-    title: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
+    title: str = attrs.field(validator=non_empty)
     description: str = ""
     required_skills: tuple[str, ...] = attrs.field(default=(), converter=_skills)
     nice_to_have_skills: tuple[str, ...] = attrs.field(default=(), converter=_skills)
@@ -407,7 +393,7 @@ class Opening:
     owner_id: str | None = None  # the recruiter responsible
     hiring_team: tuple[TeamMember, ...] = ()
     pipeline: str = "default"
-    created_at: datetime | None = attrs.field(default=None, validator=_aware)
+    created_at: datetime | None = attrs.field(default=None, validator=aware)
 
 
 @attrs.frozen
@@ -426,17 +412,17 @@ class StageChange:
     to_stage: str
     transition: str
     actor: Actor
-    at: datetime = attrs.field(validator=_aware)
+    at: datetime = attrs.field(validator=aware)
 
 
 @attrs.frozen
 class Candidacy:
     """A person in the process for one opening."""
 
-    id: str = attrs.field(validator=_non_empty)
-    person_id: str = attrs.field(validator=_non_empty)
-    opening_id: str = attrs.field(validator=_non_empty)
-    stage: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
+    person_id: str = attrs.field(validator=non_empty)
+    opening_id: str = attrs.field(validator=non_empty)
+    stage: str = attrs.field(validator=non_empty)
     pipeline: str = "default"
     history: tuple[StageChange, ...] = ()
     archive_reason: ArchiveReason | None = None
@@ -444,7 +430,7 @@ class Candidacy:
     referrer_id: str | None = None
     furthest_milestone: Milestone = Milestone.LEAD
     interest_confirmed: bool = False
-    created_at: datetime | None = attrs.field(default=None, validator=_aware)
+    created_at: datetime | None = attrs.field(default=None, validator=aware)
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,8 +440,8 @@ class Candidacy:
 
 @attrs.frozen
 class FollowUp:
-    due: datetime = attrs.field(validator=_aware)
-    owner_id: str = attrs.field(validator=_non_empty)
+    due: datetime = attrs.field(validator=aware)
+    owner_id: str = attrs.field(validator=non_empty)
     note: str = ""
 
 
@@ -471,14 +457,14 @@ class Relationship:
     (see :meth:`warmth`). Notes live in their own records and are internal.
     """
 
-    person_id: str = attrs.field(validator=_non_empty)
+    person_id: str = attrs.field(validator=non_empty)
     organisation: str = "default"
     stage: RelationshipStage = RelationshipStage.PROSPECT
     owner_ids: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     pools: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     touchpoint_count: int = 0
-    last_touch_at: datetime | None = attrs.field(default=None, validator=_aware)
-    last_inbound_at: datetime | None = attrs.field(default=None, validator=_aware)
+    last_touch_at: datetime | None = attrs.field(default=None, validator=aware)
+    last_inbound_at: datetime | None = attrs.field(default=None, validator=aware)
     next_follow_up: FollowUp | None = None
 
     def warmth(self, now: datetime) -> float:
@@ -498,12 +484,12 @@ class Relationship:
 class Touchpoint:
     """One contact between the organisation and the person (internal)."""
 
-    id: str = attrs.field(validator=_non_empty)
-    person_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
+    person_id: str = attrs.field(validator=non_empty)
     channel: Channel
     direction: Direction
     actor: Actor
-    occurred_at: datetime = attrs.field(validator=_aware)
+    occurred_at: datetime = attrs.field(validator=aware)
     summary: str = ""
 
 
@@ -511,19 +497,19 @@ class Touchpoint:
 class Note:
     """An internal note about a person. Never visible to the candidate."""
 
-    id: str = attrs.field(validator=_non_empty)
-    person_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
+    person_id: str = attrs.field(validator=non_empty)
     author: Actor
-    text: str = attrs.field(validator=_non_empty)
-    created_at: datetime = attrs.field(validator=_aware)
+    text: str = attrs.field(validator=non_empty)
+    created_at: datetime = attrs.field(validator=aware)
 
 
 @attrs.frozen
 class TalentPool:
     """A named group of people kept warm together (e.g. "silver medalists: data")."""
 
-    id: str = attrs.field(validator=_non_empty)
-    name: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
+    name: str = attrs.field(validator=non_empty)
     description: str = ""
     owner_id: str | None = None
 
@@ -532,23 +518,23 @@ class TalentPool:
 class Referral:
     """An employee (or anyone) recommending a person, optionally for one opening."""
 
-    id: str = attrs.field(validator=_non_empty)
-    referrer_id: str = attrs.field(validator=_non_empty)
-    person_id: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
+    referrer_id: str = attrs.field(validator=non_empty)
+    person_id: str = attrs.field(validator=non_empty)
     opening_id: str | None = None
     candidacy_id: str | None = None
     status: ReferralStatus = ReferralStatus.SUBMITTED
     note: str = ""
-    created_at: datetime | None = attrs.field(default=None, validator=_aware)
+    created_at: datetime | None = attrs.field(default=None, validator=aware)
 
 
 @attrs.frozen
 class EmploymentEpisode:
     """A stretch of employment: a hire becomes an employee and, on leaving, an alumnus."""
 
-    id: str = attrs.field(validator=_non_empty)
-    person_id: str = attrs.field(validator=_non_empty)
-    title: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
+    person_id: str = attrs.field(validator=non_empty)
+    title: str = attrs.field(validator=non_empty)
     started_on: date
     ended_on: date | None = None
     candidacy_id: str | None = None
@@ -569,14 +555,14 @@ class ConsentRecord:
     longer counts.
     """
 
-    id: str = attrs.field(validator=_non_empty)
-    person_id: str = attrs.field(validator=_non_empty)
-    purpose: str = attrs.field(validator=_non_empty)
+    id: str = attrs.field(validator=non_empty)
+    person_id: str = attrs.field(validator=non_empty)
+    purpose: str = attrs.field(validator=non_empty)
     action: ConsentAction
     lawful_basis: LawfulBasis
-    recorded_at: datetime = attrs.field(validator=_aware)
+    recorded_at: datetime = attrs.field(validator=aware)
     actor: Actor
-    expires_at: datetime | None = attrs.field(default=None, validator=_aware)
+    expires_at: datetime | None = attrs.field(default=None, validator=aware)
 
     def in_force(self, now: datetime) -> bool:
         """True when this entry grants the purpose at ``now``."""

@@ -22,6 +22,7 @@ from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.json import JsonConverter
 from cattrs.preconf.json import make_converter as _make_json_converter
 
+from ._validators import InvalidField
 from .exceptions import ValidationError
 
 __all__ = ["configure_converter", "make_converter", "structure", "unstructure"]
@@ -202,7 +203,13 @@ def unstructure(obj: Any) -> Any:
     return _converter().unstructure(obj)
 
 
+_FIELD_MARK = "\x1f"
+
+
 def _format(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, InvalidField):
+        # transform_error only knows the path of the object; the field is appended in _describe.
+        return f"{exc.message}{_FIELD_MARK}{exc.field}{exc.subpath}"
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         return f"unknown field(s) {', '.join(sorted(map(repr, exc.extra_fields)))}"
     if isinstance(exc, KeyError):
@@ -217,4 +224,14 @@ def _format(exc: BaseException, type_: Any) -> str:
 
 def _describe(exc: BaseException) -> list[str]:
     messages = cattrs.transform_error(exc, path="$", format_exception=_format)
-    return messages or [f"{_format(exc, None)} @ $"]
+    return [_place(m) for m in messages or [f"{_format(exc, None)} @ $"]]
+
+
+def _place(message: str) -> str:
+    """Move a field name marked by :func:`_format` into the path: ``"msg @ $.a.field"``."""
+    if _FIELD_MARK not in message:
+        return message
+    text, rest = message.split(_FIELD_MARK, 1)
+    field, _, path = rest.partition(" @ ")
+    sep = "" if field.startswith("[") else "."
+    return f"{text} @ {path or '$'}{sep}{field}"

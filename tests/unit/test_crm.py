@@ -139,7 +139,7 @@ def test_add_opening_from_a_dict(crm: CRM, recruiter: Actor, clock: Any) -> None
         ({"name": "Ada", "skills": "python"}, "@ $.skills"),
         ({}, "@ $.name"),
         ("Ada", "@ $"),
-        ({"name": "  "}, "name must not be empty"),
+        ({"name": "  "}, "must not be empty @ $.name"),
     ],
 )
 def test_bad_person_input_is_refused_with_a_path(
