@@ -3,7 +3,7 @@
 * Every ```python block of ``docs/*.md`` and ``README.md`` runs, page by page, in order, in one
   namespace per page (blocks fenced as ```python no-run are shown but not run).
 * Every hook in :mod:`relcrm.hookspecs` has a section in ``docs/plugins.md`` with its exact
-  signature, and has its own test in ``tests/plugins/test_hooks.py``.
+  signature, and has its own test in ``tests/plugins/`` (a ``test_<hook>...`` function).
 * The default pipeline, person-level action and event catalogue tables in ``docs/concepts.md``
   match the code.
 * Every public name of :mod:`relcrm` is mentioned in the docs.
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PLUGINS_PAGE = DOCS / "plugins.md"
 CONCEPTS_PAGE = DOCS / "concepts.md"
-HOOK_TESTS = ROOT / "tests" / "plugins" / "test_hooks.py"
+HOOK_TESTS = ROOT / "tests" / "plugins"
 PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 
 #: Public names that need not appear in the docs, with the reason.
@@ -266,9 +266,9 @@ def _test_function_names(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("hook", _hook_names())
 def test_hook_has_its_own_test(hook: str) -> None:
-    names = _test_function_names(HOOK_TESTS)
+    names = set().union(*(_test_function_names(p) for p in sorted(HOOK_TESTS.glob("test_*.py"))))
     mine = [n for n in names if n == f"test_{hook}" or n.startswith(f"test_{hook}_")]
-    assert mine, f"tests/plugins/test_hooks.py needs a test named test_{hook} or test_{hook}_..."
+    assert mine, f"tests/plugins/ needs a test named test_{hook} or test_{hook}_..."
 
 
 # ------------------------------------------------------------------------------------------------

@@ -644,21 +644,37 @@ class CRM:
         """Add someone to the talent pool (a relationship is opened with them)."""
         p = self._input(person, Person)
         check_action("create_person", actor, p.id)
+        return self._command(lambda uow: self._insert_person(uow, p, actor))
 
-        def run(uow: _UnitOfWork) -> Person:
-            new = p if p.created_at is not None else attrs.evolve(p, created_at=uow.now)
-            uow.insert(new)
-            owners = (new.owner_id,) if new.owner_id else ()
-            uow.insert(Relationship(new.id, self.organisation, owner_ids=owners))
-            uow.emit(
-                "person.created",
-                actor,
-                {"person": new.id},
-                {"name": new.name, "sources": list(new.sources), "owner_id": new.owner_id},
-            )
-            return new
+    def add_people(
+        self, people: Iterable[Person | Mapping[str, Any]], *, actor: Actor
+    ) -> list[Person]:
+        """Add many people in one transaction: every one of them, or (on any error) none.
 
-        return self._command(run)
+        Every input is validated before anything is written; bulk importers call this once per
+        batch.
+        """
+        batch = [self._input(p, Person) for p in people]
+        for p in batch:
+            check_action("create_person", actor, p.id)
+        ids = [p.id for p in batch]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise AlreadyExists("person", dup, "given twice in one batch")
+        return self._command(lambda uow: [self._insert_person(uow, p, actor) for p in batch])
+
+    def _insert_person(self, uow: _UnitOfWork, p: Person, actor: Actor) -> Person:
+        new = p if p.created_at is not None else attrs.evolve(p, created_at=uow.now)
+        uow.insert(new)
+        owners = (new.owner_id,) if new.owner_id else ()
+        uow.insert(Relationship(new.id, self.organisation, owner_ids=owners))
+        uow.emit(
+            "person.created",
+            actor,
+            {"person": new.id},
+            {"name": new.name, "sources": list(new.sources), "owner_id": new.owner_id},
+        )
+        return new
 
     def update_profile(
         self,
@@ -1386,20 +1402,7 @@ class CRM:
 
         def run(uow: _UnitOfWork) -> Referral:
             if new_person is not None:
-                p = (
-                    new_person
-                    if new_person.created_at
-                    else attrs.evolve(new_person, created_at=uow.now)
-                )
-                uow.insert(p)
-                uow.insert(Relationship(p.id, self.organisation))
-                uow.emit(
-                    "person.created",
-                    actor,
-                    {"person": p.id},
-                    {"name": p.name, "sources": list(p.sources), "owner_id": p.owner_id},
-                )
-                person_id = p.id
+                person_id = self._insert_person(uow, new_person, actor).id
             else:
                 person_id = str(person)
                 uow.load(Person, person_id)

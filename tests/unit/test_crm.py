@@ -890,3 +890,21 @@ def test_timeline_is_oldest_first(crm: CRM, recruiter: Actor, clock: Any) -> Non
     assert all(e.occurred_at.tzinfo is not None for e in notes)
     assert crm.notes(pid)[0].created_at == notes[0].occurred_at
     assert notes[0].occurred_at.astimezone(UTC) == notes[0].occurred_at
+
+
+def test_add_people_writes_a_whole_batch_or_nothing(crm: relcrm.CRM) -> None:
+    rita = relcrm.Actor(relcrm.ActorRole.RECRUITER, "rita")
+    added = crm.add_people([{"name": "Ada"}, {"name": "Grace"}], actor=rita)
+    assert [p.name for p in crm.people()] == ["Ada", "Grace"]
+    assert [e.type for e in crm.timeline(added[1].id)] == ["person.created"]
+    events = len(crm.store.events())
+    with pytest.raises(relcrm.ValidationError, match=r"@ \$\.name"):
+        crm.add_people([{"name": "Edsger"}, {"name": 7}], actor=rita)
+    with pytest.raises(relcrm.AlreadyExists):
+        crm.add_people(
+            [{"id": "per_x", "name": "Alan"}, {"id": added[0].id, "name": "Ada"}], actor=rita
+        )
+    with pytest.raises(relcrm.AlreadyExists, match="twice"):
+        crm.add_people([{"id": "per_y", "name": "A"}, {"id": "per_y", "name": "B"}], actor=rita)
+    assert [p.name for p in crm.people()] == ["Ada", "Grace"]
+    assert len(crm.store.events()) == events
