@@ -386,6 +386,8 @@ class Opening:
     description: str = ""
     required_skills: tuple[str, ...] = attrs.field(default=(), converter=_skills)
     nice_to_have_skills: tuple[str, ...] = attrs.field(default=(), converter=_skills)
+    responsibilities: tuple[str, ...] = ()
+    qualifications: tuple[str, ...] = ()
     seniority: Seniority | None = None
     location: Location | None = None
     remote: RemotePolicy = RemotePolicy.ONSITE

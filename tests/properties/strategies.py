@@ -244,6 +244,8 @@ def build_strategies(
         description=texts,
         required_skills=tuples_of(texts),
         nice_to_have_skills=tuples_of(texts),
+        responsibilities=tuples_of(texts),
+        qualifications=tuples_of(texts),
         seniority=optional(enums(Seniority)),
         location=optional(locations),
         remote=enums(RemotePolicy),
