@@ -13,17 +13,16 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
-from cattrs.errors import IterableValidationNote
-from cattrs.gen import make_dict_structure_fn
-from cattrs.preconf.json import JsonConverter
-from cattrs.preconf.json import make_converter as _make_json_converter
 
 from ._validators import InvalidField
 from .exceptions import ValidationError
+
+if TYPE_CHECKING:  # cattrs is imported on first use, keeping ``import relcrm`` quick
+    import cattrs
+    from cattrs.preconf.json import JsonConverter
 
 __all__ = ["configure_converter", "make_converter", "structure", "unstructure"]
 
@@ -88,8 +87,12 @@ def _is_mapping(t: Any) -> bool:
     return typing.get_origin(t) in (dict, Mapping)
 
 
-def configure_converter(converter: cattrs.Converter) -> None:
+def configure_converter(converter: "cattrs.Converter") -> None:
     """Make ``converter`` strict in the way relcrm needs; usable on any cattrs converter."""
+    import cattrs
+    from cattrs.errors import IterableValidationNote
+    from cattrs.gen import make_dict_structure_fn
+
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(int, _strict_int)
     converter.register_structure_hook(float, _strict_float)
@@ -171,15 +174,17 @@ def configure_converter(converter: cattrs.Converter) -> None:
     converter.register_structure_hook_factory(attrs.has, attrs_factory)
 
 
-def make_converter() -> JsonConverter:
+def make_converter() -> "JsonConverter":
     """A new strict JSON converter for every relcrm type (see :func:`configure_converter`)."""
-    converter = _make_json_converter(forbid_extra_keys=True, detailed_validation=True)
+    from cattrs.preconf.json import make_converter as make_json_converter
+
+    converter = make_json_converter(forbid_extra_keys=True, detailed_validation=True)
     configure_converter(converter)
     return converter
 
 
 @cache
-def _converter() -> JsonConverter:
+def _converter() -> "JsonConverter":
     return make_converter()
 
 
@@ -210,6 +215,8 @@ def _format(exc: BaseException, type_: Any) -> str:
     if isinstance(exc, InvalidField):
         # transform_error only knows the path of the object; the field is appended in _describe.
         return f"{exc.message}{_FIELD_MARK}{exc.field}{exc.subpath}"
+    import cattrs
+
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         return f"unknown field(s) {', '.join(sorted(map(repr, exc.extra_fields)))}"
     if isinstance(exc, KeyError):
@@ -223,6 +230,8 @@ def _format(exc: BaseException, type_: Any) -> str:
 
 
 def _describe(exc: BaseException) -> list[str]:
+    import cattrs
+
     messages = cattrs.transform_error(exc, path="$", format_exception=_format)
     return [_place(m) for m in messages or [f"{_format(exc, None)} @ $"]]
 
