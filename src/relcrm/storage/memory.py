@@ -29,35 +29,10 @@ from relcrm.exceptions import (
     NotFound,
     StorageError,
 )
+from relcrm.storage._checks import check_limit, check_status, dump_mapping
 from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
 
 __all__ = ["MemoryStore"]
-
-_OUTBOX_STATUSES = frozenset({"pending", "delivered", "dead"})
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _dump(what: str, value: Mapping[str, Any]) -> str:
-    """Encode ``value`` as compact JSON text, refusing anything a database could not store."""
-    if not isinstance(value, Mapping):
-        raise StorageError(f"{what} must be a mapping, not {type(value).__name__}")
-    try:
-        text = json.dumps(
-            value,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            default=_json_default,
-        )
-        text.encode("utf-8")  # lone surrogates cannot be stored by any database backend
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"{what} is not JSON-compatible: {exc}") from exc
-    return text
 
 
 def _check_text(what: str, value: str | None) -> None:
@@ -67,16 +42,6 @@ def _check_text(what: str, value: str | None) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise StorageError(f"{what} {value!r} is not valid UTF-8 text: {exc}") from exc
-
-
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be None or >= 0, not {limit}")
-
-
-def _check_status(status: str) -> None:
-    if status not in _OUTBOX_STATUSES:
-        raise ValueError(f"outbox status must be one of {sorted(_OUTBOX_STATUSES)}, not {status!r}")
 
 
 @attrs.frozen
@@ -271,7 +236,7 @@ class MemoryStore:
         self, *, after: int = 0, person_id: str | None = None, limit: int | None = None
     ) -> list[EventRecord]:
         """Committed events with ``seq > after`` (optionally for one person), in ``seq`` order."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._state_lock:
             self._check_open()
             start = max(after, 0)  # seq n lives at position n - 1
@@ -293,7 +258,7 @@ class MemoryStore:
     ) -> list[OutboxRecord]:
         """Outbox rows with that status (``None``: any), due at or before ``due_by``, for those
         events; ordered by ``(next_attempt_at, id)``."""
-        _check_limit(limit)
+        check_limit(limit)
         wanted = None if event_ids is None else frozenset(event_ids)
         with self._state_lock:
             self._check_open()
@@ -319,7 +284,7 @@ class MemoryStore:
         last_error: str | None,
     ) -> None:
         """Record the result of a delivery attempt; :class:`relcrm.NotFound` for an unknown row."""
-        _check_status(status)
+        check_status(status)
         _check_text("next_attempt_at", next_attempt_at)
         _check_text("last_error", last_error)
         if self._writer == threading.get_ident():
@@ -411,7 +376,7 @@ class _MemoryTransaction:
         for what, value in (("kind", kind), ("id", id), ("person_id", person_id)):
             _check_text(what, value)
         _check_text("opening_id", opening_id)
-        text = _dump(f"data of {kind} {id!r}", data)
+        text = dump_mapping(f"data of {kind} {id!r}", data)
         current = self._current(kind, id)
         actual = None if current is None else current.version
         if (actual or 0) != expected_version:
@@ -449,7 +414,7 @@ class _MemoryTransaction:
             type=event.type,
             occurred_at=event.occurred_at,
             person_id=event.person_id,
-            payload=_dump(f"payload of event {event.id!r}", event.payload),
+            payload=dump_mapping(f"payload of event {event.id!r}", event.payload),
         )
         self._event_positions[event.id] = len(self._events)
         self._events.append(stored)
@@ -458,7 +423,7 @@ class _MemoryTransaction:
     def add_outbox(self, row: OutboxRecord) -> None:
         """Queue a notification for delivery after commit. A duplicate id is an error."""
         self._check_active()
-        _check_status(row.status)
+        check_status(row.status)
         for what, value in (
             ("outbox id", row.id),
             ("event_id", row.event_id),
@@ -473,8 +438,8 @@ class _MemoryTransaction:
             id=row.id,
             event_id=row.event_id,
             notifier=row.notifier,
-            recipient=_dump(f"recipient of outbox row {row.id!r}", row.recipient),
-            payload=_dump(f"payload of outbox row {row.id!r}", row.payload),
+            recipient=dump_mapping(f"recipient of outbox row {row.id!r}", row.recipient),
+            payload=dump_mapping(f"payload of outbox row {row.id!r}", row.payload),
             status=row.status,
             attempts=row.attempts,
             next_attempt_at=row.next_attempt_at,
@@ -484,7 +449,7 @@ class _MemoryTransaction:
     def replace_event_payload(self, event_id: str, payload: Mapping[str, Any]) -> None:
         """Rewrite one logged event's payload (erasure); :class:`relcrm.NotFound` if unknown."""
         self._check_active()
-        text = _dump(f"payload of event {event_id!r}", payload)
+        text = dump_mapping(f"payload of event {event_id!r}", payload)
         position = self._event_positions.get(event_id)
         if position is not None:
             self._events[position] = attrs.evolve(self._events[position], payload=text)

@@ -44,6 +44,7 @@ from relcrm.exceptions import (
     NotFound,
     StorageError,
 )
+from relcrm.storage._checks import check_limit, check_status, dump_mapping
 from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -52,7 +53,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 SCHEMA_VERSION = 1
 
 _DEFAULT_TIMEOUT = 30.0
-_OUTBOX_STATUSES = frozenset({"pending", "delivered", "dead"})
 #: Stay well under SQLITE_MAX_VARIABLE_NUMBER (999 on old builds) in ``IN (...)`` lists.
 _MAX_PARAMETERS = 500
 
@@ -137,38 +137,6 @@ def _parse_url(url: str) -> tuple[str, float]:
                 f"timeout in {url!r} must be a number of seconds >= 0, not {values[-1]!r}"
             )
     return path, timeout
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _dump(what: str, value: Mapping[str, Any]) -> str:
-    """Encode ``value`` as compact JSON text (strings verbatim, no ``NaN``)."""
-    if not isinstance(value, Mapping):
-        raise StorageError(f"{what} must be a mapping, not {type(value).__name__}")
-    try:
-        return json.dumps(
-            value,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            default=_json_default,
-        )
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"{what} is not JSON-compatible: {exc}") from exc
-
-
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be None or >= 0, not {limit}")
-
-
-def _check_status(status: str) -> None:
-    if status not in _OUTBOX_STATUSES:
-        raise ValueError(f"outbox status must be one of {sorted(_OUTBOX_STATUSES)}, not {status!r}")
 
 
 def _record(kind: str, row: tuple[Any, ...]) -> Record:
@@ -516,7 +484,7 @@ class SQLiteStore:
         self, *, after: int = 0, person_id: str | None = None, limit: int | None = None
     ) -> list[EventRecord]:
         """Committed events with ``seq > after`` (optionally for one person), in ``seq`` order."""
-        _check_limit(limit)
+        check_limit(limit)
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ?"
         params: list[Any] = [after]
         if person_id is not None:
@@ -541,7 +509,7 @@ class SQLiteStore:
     ) -> list[OutboxRecord]:
         """Outbox rows with that status (``None``: any), due at or before ``due_by``, for those
         events; ordered by ``(next_attempt_at, id)``."""
-        _check_limit(limit)
+        check_limit(limit)
         sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE 1 = 1"
         params: list[Any] = []
         if status is not None:
@@ -582,7 +550,7 @@ class SQLiteStore:
         last_error: str | None,
     ) -> None:
         """Record the result of a delivery attempt; :class:`relcrm.NotFound` for an unknown row."""
-        _check_status(status)
+        check_status(status)
         state = self._thread_state()
         if state.in_transaction:
             raise StorageError(
@@ -657,7 +625,7 @@ class _SQLiteTransaction:
     ) -> Record:
         """Write a record whose current version is ``expected_version`` (0: must not exist yet)."""
         connection = self._active()
-        text = _dump(f"data of {kind} {id!r}", data)
+        text = dump_mapping(f"data of {kind} {id!r}", data)
         with self._store._errors(f"write {kind} {id!r}"):
             if expected_version == 0:
                 cursor = connection.execute(
@@ -698,7 +666,7 @@ class _SQLiteTransaction:
     def append_event(self, event: EventRecord) -> EventRecord:
         """Append to the log; returns the event with its ``seq``. A duplicate id is an error."""
         connection = self._active()
-        payload = _dump(f"payload of event {event.id!r}", event.payload)
+        payload = dump_mapping(f"payload of event {event.id!r}", event.payload)
         with self._store._errors(f"append event {event.id!r}"):
             cursor = connection.execute(
                 "INSERT INTO events (id, type, occurred_at, person_id, payload) "
@@ -719,9 +687,9 @@ class _SQLiteTransaction:
     def add_outbox(self, row: OutboxRecord) -> None:
         """Queue a notification for delivery after commit. A duplicate id is an error."""
         connection = self._active()
-        _check_status(row.status)
-        recipient = _dump(f"recipient of outbox row {row.id!r}", row.recipient)
-        payload = _dump(f"payload of outbox row {row.id!r}", row.payload)
+        check_status(row.status)
+        recipient = dump_mapping(f"recipient of outbox row {row.id!r}", row.recipient)
+        payload = dump_mapping(f"payload of outbox row {row.id!r}", row.payload)
         with self._store._errors(f"add outbox row {row.id!r}"):
             cursor = connection.execute(
                 f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -744,7 +712,7 @@ class _SQLiteTransaction:
     def replace_event_payload(self, event_id: str, payload: Mapping[str, Any]) -> None:
         """Rewrite one logged event's payload (erasure); :class:`relcrm.NotFound` if unknown."""
         connection = self._active()
-        text = _dump(f"payload of event {event_id!r}", payload)
+        text = dump_mapping(f"payload of event {event_id!r}", payload)
         with self._store._errors(f"replace the payload of event {event_id!r}"):
             cursor = connection.execute(
                 "UPDATE events SET payload = ? WHERE id = ?", (text, event_id)
