@@ -1,4 +1,4 @@
-"""relcrm's own plugins: the built-in backends, notifiers and pipeline.
+"""relcrm's own plugins: the built-in backends, notifiers, pipeline and skills taxonomy.
 
 They are registered through the same hooks a third-party plugin uses; each factory imports its
 adapter only when called, so opening a CRM loads only what it uses.
@@ -11,6 +11,7 @@ from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .lifecycle import Pipeline
+    from .matching.taxonomy import SkillTaxonomy
     from .notify.base import Notifier, NotifierFactory
     from .storage.base import Store, StoreFactory
 
@@ -74,9 +75,21 @@ class DefaultPipelinePlugin:
         register(DEFAULT_PIPELINE)
 
 
+class EscoSkillsPlugin:
+    """The ``esco`` skills taxonomy: ESCO v1.1.1 plus relcrm's technology synonyms, read from the
+    package data only when first queried."""
+
+    @hookimpl
+    def relcrm_register_skill_taxonomies(self, register: "Callable[[SkillTaxonomy], None]") -> None:
+        from .matching.taxonomy import esco_taxonomy
+
+        register(esco_taxonomy())
+
+
 BUILTIN_PLUGINS: list[tuple[str, object]] = [
     ("relcrm.storage.memory", MemoryStoragePlugin()),
     ("relcrm.storage.sqlite", SQLiteStoragePlugin()),
     ("relcrm.notifiers", BuiltinNotifiersPlugin()),
     ("relcrm.pipelines", DefaultPipelinePlugin()),
+    ("relcrm.skills.esco", EscoSkillsPlugin()),
 ]

@@ -1,4 +1,4 @@
-"""The ``relcrm`` command: ``demo``, ``plugins`` and ``timeline``.
+"""The ``relcrm`` command: ``demo``, ``plugins``, ``timeline`` and ``import``.
 
 Every error relcrm raises on purpose (and file-system errors, and usage errors) ends the command
 with one line on standard error, ``relcrm: error: ...``, and exit status 1 (2 for usage errors);
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 from urllib.parse import unquote
 
 import click
@@ -283,6 +283,94 @@ def timeline(person: str, db: str, viewer: str) -> None:
     for e in events:
         when = e.occurred_at.astimezone(UTC)
         click.echo(f"{when:%Y-%m-%d %H:%M}  {describe_event(e, who)}")
+
+
+def _import_db(value: str) -> str:
+    """The storage URL to import into: an existing relcrm database, or a new SQLite file."""
+    path = _sqlite_path(value) if "://" in value else Path(value).expanduser()
+    if path is not None and not path.exists():
+        if not path.parent.is_dir():
+            raise click.ClickException(f"no directory {path.parent} to create {path.name} in")
+        return value if "://" in value else demo_story.sqlite_url(path)
+    return _existing_db(value)
+
+
+#: Bad records printed by ``relcrm import`` before "... and N more".
+SHOWN_ERRORS = 20
+
+
+@cli.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--db",
+    "db",
+    metavar="PATH_OR_URL",
+    required=True,
+    envvar="RELCRM_DB",
+    help="SQLite file (created if missing) or storage URL (also from $RELCRM_DB).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["people", "openings"]),
+    default="people",
+    show_default=True,
+    help="JSON Resume documents (people) or JSON Resume job documents (openings).",
+)
+@click.option(
+    "--on-error",
+    "on_error",
+    type=click.Choice(["reject", "skip"]),
+    default="reject",
+    show_default=True,
+    help="A bad record rejects the whole file (nothing written), or is skipped and reported.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Records written per transaction.",
+)
+def import_(file: Path, db: str, kind: str, on_error: str, batch_size: int) -> None:
+    """Import JSON Resume documents from FILE (.json, .jsonl or .jsonl.gz).
+
+    Re-importing is safe: people are keyed by email and openings by meta.canonical, and those
+    already present are counted as duplicates. Exits with status 1 if the file is rejected.
+    """
+    from .interchange import ImportRejected, ImportReport, import_openings, import_people
+    from .interchange.bulk import OnError
+
+    url = _import_db(db)
+    run = import_people if kind == "people" else import_openings
+    actor = Actor(ActorRole.SYSTEM, "import")
+    mode = cast(OnError, on_error)
+    with (
+        open_crm(url) as crm,
+        click.progressbar(
+            length=0, label=f"Importing {kind}", file=sys.stderr, show_pos=True
+        ) as bar,
+    ):
+        shown = [0]
+
+        def progress(done: int, total: int | None) -> None:
+            if total is not None:
+                bar.length = total
+            bar.update(done - shown[0])
+            shown[0] = done
+
+        try:
+            report: ImportReport = run(
+                crm, file, actor=actor, on_error=mode, batch_size=batch_size, progress=progress
+            )
+        except ImportRejected as exc:
+            report = exc.report
+    click.echo(report.summary())
+    for line, message in report.errors[:SHOWN_ERRORS]:
+        click.echo(f"{file}:{line}: {_one_line(message)}", err=True)
+    if len(report.errors) > SHOWN_ERRORS:
+        click.echo(f"... and {len(report.errors) - SHOWN_ERRORS} more bad records", err=True)
+    if report.rejected:
+        _fail(f"{file} rejected: {len(report.errors)} bad record(s), nothing written", 1)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

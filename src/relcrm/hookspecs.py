@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .crm import CRM
     from .events import Event
     from .lifecycle import Pipeline, Transition
+    from .matching.taxonomy import SkillTaxonomy
     from .model import Actor, Candidacy
     from .notify.base import NotifierFactory
     from .storage.base import StoreFactory
@@ -25,6 +26,7 @@ __all__ = [
     "relcrm_event_committed",
     "relcrm_register_notifiers",
     "relcrm_register_pipelines",
+    "relcrm_register_skill_taxonomies",
     "relcrm_register_storage_backends",
 ]
 
@@ -94,4 +96,19 @@ def relcrm_event_committed(crm: "CRM", event: "Event") -> None:
     ignored. Do not start a new command on ``crm`` from here if it could loop.
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def relcrm_register_skill_taxonomies(register: "Callable[[SkillTaxonomy], None]") -> None:
+    """Register skills taxonomies: the vocabularies that normalise skills and find them in text.
+
+    Call ``register(taxonomy)`` with a :class:`relcrm.matching.taxonomy.SkillTaxonomy`; build it
+    lazily (``SkillTaxonomy.lazy``) so that registering reads nothing. Called for every plugin when
+    :func:`relcrm.matching.taxonomy.taxonomy_for` first asks for a CRM's taxonomy. A duplicate
+    taxonomy name raises :class:`relcrm.PluginError`. Taxonomies named in another's ``replaces``
+    are dropped (the built-in one is ``esco``); the rest are merged in registration order, a later
+    taxonomy winning the aliases and ids it shares with an earlier one.
+
+    .. versionadded:: 0.2
     """

@@ -22,4 +22,8 @@ def test_opening_a_store_loads_only_that_backend() -> None:
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('relcrm.storage.'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    assert json.loads(out.stdout) == ["relcrm.storage.base", "relcrm.storage.memory"]
+    assert json.loads(out.stdout) == [
+        "relcrm.storage._checks",
+        "relcrm.storage.base",
+        "relcrm.storage.memory",
+    ]

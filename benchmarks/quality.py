@@ -1,0 +1,263 @@
+"""Matching quality on a relevance set in the onet-eval format, against plain BM25 in the same run.
+
+    PYTHONPATH=src python benchmarks/quality.py --data ../shared/data/onet-eval/dev [--ablation]
+
+DIR holds ``candidates.jsonl.gz`` (JSON Resume documents, key ``basics.email``),
+``openings.jsonl.gz`` (JSON Resume job documents, key ``meta.canonical``) and ``qrels.tsv``
+(``opening``, ``candidate``, ``gain``). Prints a table and ends with one JSON line.
+NDCG@10 uses gains 2^g - 1 and a log2 discount, the ideal DCG from every qrel of the opening; MRR is
+the reciprocal rank of the first gain-3 candidate. Both are averaged over all openings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from relcrm.matching import CandidateProfile, MatchEngine, RoleProfile, _profiles
+from relcrm.matching._index import TextIndex
+from relcrm.matching._text import analyse
+from relcrm.model import Experience, Opening, Person
+
+#: The evaluation data is dated: profiles are built as of this day, whatever the clock says.
+TODAY = date(2025, 1, 1)
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# TEMPORARY: a private JSON Resume mapping used only while ``relcrm.interchange`` is not
+# importable; remove once the importer has landed.
+def _month(value: str | None) -> date | None:
+    if not value:
+        return None
+    parts = [int(p) for p in value.split("-")]
+    return date(parts[0], parts[1] if len(parts) > 1 else 1, 1)
+
+
+def _fallback_person(doc: Mapping[str, Any], key: str) -> Person:
+    basics = doc.get("basics", {})
+    return Person(
+        id=key,
+        name=basics.get("name") or key,
+        headline=basics.get("label", ""),
+        summary=basics.get("summary", ""),
+        skills=[s.get("name", "") for s in doc.get("skills", [])],
+        experience=tuple(
+            Experience(
+                title=w.get("position", ""),
+                organisation=w.get("name", ""),
+                start=_month(w.get("startDate")),
+                end=_month(w.get("endDate")),
+                highlights=tuple(w.get("highlights", [])),
+            )
+            for w in doc.get("work", [])
+        ),
+    )
+
+
+def _fallback_opening(doc: Mapping[str, Any], key: str) -> Opening:
+    return Opening(
+        id=key,
+        title=doc["title"],
+        description=doc.get("description", ""),
+        responsibilities=tuple(doc.get("responsibilities", [])),
+        qualifications=tuple(doc.get("qualifications", [])),
+        required_skills=[s.get("name", "") for s in doc.get("skills", [])],
+    )
+
+
+def _importers() -> tuple[Callable[..., Person], Callable[..., Opening], str]:
+    try:
+        from relcrm.interchange import opening_from_job, person_from_resume
+    except ImportError:
+        return _fallback_person, _fallback_opening, "fallback"
+
+    def person(doc: Mapping[str, Any], key: str) -> Person:
+        return person_from_resume(doc, id=key)
+
+    def opening(doc: Mapping[str, Any], key: str) -> Opening:
+        return opening_from_job(doc, id=key)
+
+    return person, opening, "relcrm.interchange"
+
+
+def load(
+    data: Path, openings_limit: int | None = None
+) -> tuple[list[Person], list[Opening], dict[str, dict[str, int]], str]:
+    person_of, opening_of, via = _importers()
+    people = [person_of(d, d["basics"]["email"]) for d in _read(data / "candidates.jsonl.gz")]
+    openings = [opening_of(d, d["meta"]["canonical"]) for d in _read(data / "openings.jsonl.gz")]
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    with open(data / "qrels.tsv", encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            o, c, g = line.rstrip("\n").split("\t")
+            qrels[o][c] = int(g)
+    if openings_limit is not None:
+        step = max(1, len(openings) // openings_limit)
+        openings = openings[::step][:openings_limit]
+    return people, openings, dict(qrels), via
+
+
+# ------------------------------------------------------------------------------------ metrics
+
+
+def score_run(
+    ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]]
+) -> tuple[float, float]:
+    """Mean NDCG@10 and MRR (first gain-3 candidate) over the openings in ``ranked``."""
+    ndcgs, rrs = [], []
+    for opening, people in ranked.items():
+        gains = qrels.get(opening, {})
+        dcg = sum((2 ** gains.get(p, 0) - 1) / math.log2(i + 2) for i, p in enumerate(people[:10]))
+        ideal = sorted(gains.values(), reverse=True)[:10]
+        idcg = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+        ndcgs.append(dcg / idcg if idcg else 0.0)
+        rr = next((1.0 / (i + 1) for i, p in enumerate(people) if gains.get(p, 0) == 3), 0.0)
+        rrs.append(rr)
+    return float(np.mean(ndcgs)), float(np.mean(rrs))
+
+
+# ---------------------------------------------------------------------------------- baseline
+
+
+def _flat_person(p: Person) -> str:
+    parts = [p.headline, p.summary]
+    for e in p.experience:
+        parts += [e.title, e.summary, *e.highlights]
+    return " ".join(parts)
+
+
+def _flat_opening(o: Opening) -> str:
+    return " ".join([o.title, o.description, *o.responsibilities, *o.qualifications])
+
+
+def bm25_run(people: Sequence[Person], openings: Sequence[Opening], depth: int = 100) -> Any:
+    """Plain BM25 (k1 1.2, b 0.75) over flattened text, tokenised with stopwords and stemming."""
+    index = TextIndex(k1=1.2, b=0.75)
+    for row, p in enumerate(people):
+        index.add(row, Counter(analyse(_flat_person(p))))
+    ranked = {}
+    for o in openings:
+        s = index.scores(Counter(analyse(_flat_opening(o))), len(people))
+        top = np.argpartition(-s, depth)[:depth]
+        top = top[np.argsort(-s[top], kind="stable")]
+        ranked[o.id] = [people[i].id for i in top.tolist()]
+    return ranked
+
+
+# ------------------------------------------------------------------------------------ engine
+
+
+def engine_run(
+    people: Sequence[Person],
+    openings: Sequence[Opening],
+    depth: int = 100,
+    **options: Any,
+) -> tuple[dict[str, list[str]], float, list[float]]:
+    """Rank every opening with the matching engine; returns the run, build seconds, latencies."""
+    t0 = time.perf_counter()
+    engine = MatchEngine(**options)
+    engine.index(CandidateProfile.from_person(p, today=TODAY) for p in people)
+    build = time.perf_counter() - t0
+    ranked, latencies = {}, []
+    for o in openings:
+        t = time.perf_counter()
+        results = engine.match(RoleProfile.from_opening(o), limit=depth)
+        latencies.append(time.perf_counter() - t)
+        ranked[o.id] = [m.person_id for m in results.matches]
+    return ranked, build, latencies
+
+
+def _with_profile_constants(**values: float) -> Callable[[], None]:
+    """Temporarily change the profile field weights (ablation only); returns the undo."""
+    old = {k: getattr(_profiles, k) for k in values}
+    for k, v in values.items():
+        setattr(_profiles, k, v)
+    return lambda: [setattr(_profiles, k, v) for k, v in old.items()] and None
+
+
+ABLATIONS: list[tuple[str, dict[str, float], dict[str, Any]]] = [
+    (
+        "engine, flat fields (title 1, past 1), text only",
+        {"TITLE_WEIGHT": 1.0, "PAST_FLOOR": 1.0, "PAST_HALF_LIFE_YEARS": 1e9},
+        {"weights": {"title": 0.0}},
+    ),
+    ("+ recency: past positions faded", {"TITLE_WEIGHT": 1.0}, {"weights": {"title": 0.0}}),
+    ("+ titles weighted x3 in text", {}, {"weights": {"title": 0.0}}),
+    ("+ title similarity signal (default)", {}, {}),
+    ("default + pseudo-relevance feedback", {}, {"feedback_docs": 10}),
+]
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--openings", type=int, default=None, help="evaluate a subset")
+    parser.add_argument("--ablation", action="store_true", help="also run the ablation table")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+
+    t0 = time.perf_counter()
+    people, openings, qrels, via = load(args.data, args.openings)
+    load_s = time.perf_counter() - t0
+    print(f"{len(people)} candidates, {len(openings)} openings from {args.data} (via {via})")
+
+    t = time.perf_counter()
+    bm25 = score_run(bm25_run(people, openings), qrels)
+    bm25_s = time.perf_counter() - t
+
+    rows = [("bm25 (flattened text)", *bm25)]
+    if args.ablation:
+        for name, constants, options in ABLATIONS:
+            undo = _with_profile_constants(**constants)
+            try:
+                run, _, _ = engine_run(people, openings, **options)
+            finally:
+                undo()
+            rows.append((name, *score_run(run, qrels)))
+    run, build_s, latencies = engine_run(people, openings)
+    ndcg, mrr = score_run(run, qrels)
+    rows.append(("relcrm MatchEngine (defaults)", ndcg, mrr))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'system':<{width}}  NDCG@10     MRR")
+    for name, n, m in rows:
+        print(f"{name:<{width}}  {n:7.4f}  {m:7.4f}")
+    lat = np.array(latencies) * 1000
+    print(
+        json.dumps(
+            {
+                "ndcg10": round(ndcg, 4),
+                "mrr": round(mrr, 4),
+                "bm25_ndcg10": round(bm25[0], 4),
+                "bm25_mrr": round(bm25[1], 4),
+                "openings": len(openings),
+                "candidates": len(people),
+                "importer": via,
+                "load_s": round(load_s, 2),
+                "build_s": round(build_s, 2),
+                "bm25_s": round(bm25_s, 2),
+                "p50_ms": round(float(np.percentile(lat, 50)), 2),
+                "p95_ms": round(float(np.percentile(lat, 95)), 2),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

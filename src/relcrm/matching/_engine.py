@@ -1,0 +1,621 @@
+"""The default matching engine: hard filters, BM25 retrieval, signals, explanations.
+
+Pure and in process: it reads profiles handed to it and never touches storage. The CRM builds it
+from the store and keeps it current from committed events (:meth:`MatchEngine.add`,
+:meth:`MatchEngine.remove`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import attrs
+import numpy as np
+
+from ..model import Availability, Opening, Person
+from ._index import TextIndex
+from ._profiles import CandidateProfile, RoleProfile
+from ._signals import (
+    AVAILABILITY_VALUE,
+    BUILTIN_SIGNALS,
+    DEFAULT_WEIGHTS,
+    REMOTE_CODE,
+    SENIORITY_ORDER,
+    MatchBatch,
+    MatchSignal,
+    stage_value,
+    title_similarity,
+)
+from ._skills import display, related
+
+__all__ = [
+    "FILTER_REASONS",
+    "Contribution",
+    "Explanation",
+    "Match",
+    "MatchEngine",
+    "MatchResults",
+    "SkillMatch",
+]
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+#: Hard filter reasons, in the order they are checked (a person is counted under the first).
+FILTER_REASONS = (
+    "do_not_contact",
+    "no_consent",
+    "not_looking",
+    "check_back_later",
+    "in_process",
+    "recently_hired",
+)
+
+_AVAIL_CODE = {a: i for i, a in enumerate(Availability)}
+_NAN = float("nan")
+
+
+@attrs.frozen
+class Contribution:
+    """One signal's part of a score: ``contribution = weight * value``."""
+
+    signal: str
+    value: float
+    weight: float
+    contribution: float
+
+
+@attrs.frozen
+class SkillMatch:
+    """A required (or nice-to-have) skill and how the person covers it."""
+
+    skill: str
+    matched_as: str
+    partial: bool = False  # matched through a related skill of the taxonomy
+
+
+@attrs.frozen
+class Explanation:
+    """Why a person matched: the score is the sum of ``contributions``, in order."""
+
+    contributions: tuple[Contribution, ...]
+    matched_skills: tuple[SkillMatch, ...] = ()
+    missing_skills: tuple[str, ...] = ()
+    matched_terms: tuple[str, ...] = ()
+    segment: str | None = None
+
+    @property
+    def score(self) -> float:
+        return sum((c.contribution for c in self.contributions), 0.0)
+
+
+@attrs.frozen
+class Match:
+    """One ranked match: a person for a role (or a role for a person, in reverse)."""
+
+    person_id: str
+    role_id: str
+    score: float
+    explanation: Explanation
+
+
+@attrs.frozen
+class MatchResults:
+    """Ranked matches and how many were held back by each hard filter."""
+
+    matches: tuple[Match, ...]
+    filtered: Mapping[str, int] = attrs.field(factory=dict)
+    considered: int = 0
+
+
+def _epoch_days(moment: datetime | date | None) -> float:
+    if moment is None:
+        return _NAN
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    return moment.timestamp() / 86400.0
+
+
+class MatchEngine:
+    """Ranks candidates for a role and roles for a candidate.
+
+    ``weights`` overrides the default weight of any signal by name; ``signals`` adds signals (a
+    :class:`MatchSignal` each, weighted by ``weights[name]`` or its ``weight`` attribute, else
+    0.1). ``feedback_docs`` > 0 turns on pseudo-relevance feedback (off by default: it did not pay
+    off on the evaluation set, see docs/matching.md).
+    """
+
+    def __init__(
+        self,
+        weights: Mapping[str, float] | None = None,
+        signals: Iterable[MatchSignal] = (),
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+        shortlist: int = 1000,
+        recently_hired_days: int = 180,
+        feedback_docs: int = 0,
+        feedback_terms: int = 30,
+        feedback_weight: float = 0.3,
+    ) -> None:
+        self.signals: tuple[MatchSignal, ...] = (*BUILTIN_SIGNALS(), *signals)
+        self.weights: dict[str, float] = {}
+        for s in self.signals:
+            default = DEFAULT_WEIGHTS.get(s.name, float(getattr(s, "weight", 0.1)))
+            self.weights[s.name] = float((weights or {}).get(s.name, default))
+        self.shortlist = shortlist
+        self.recently_hired_days = recently_hired_days
+        self.feedback_docs = feedback_docs
+        self.feedback_terms = feedback_terms
+        self.feedback_weight = feedback_weight
+        self._k1, self._b = k1, b
+        self._reset()
+        self._roles: dict[str, RoleProfile] = {}
+        self._role_index = TextIndex(k1=k1, b=b)
+        self._role_rows: dict[str, int] = {}
+        self._role_ids: list[str | None] = []
+
+    def _reset(self) -> None:
+        self._text = TextIndex(k1=self._k1, b=self._b)
+        self._titles = TextIndex()
+        self._skills = TextIndex()
+        self._row_of: dict[str, int] = {}
+        self._profiles: list[CandidateProfile | None] = []
+        self._codes: dict[str, int] = {}
+        self._cols: dict[str, np.ndarray[Any, Any]] = {}
+        self._consents: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
+        self._in_process: dict[str, set[int]] = {}
+        self._dead = 0
+
+    # ------------------------------------------------------------------------------- candidates
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    def __contains__(self, person_id: object) -> bool:
+        return person_id in self._row_of
+
+    def index(self, candidates: Iterable[CandidateProfile | Person]) -> None:
+        """Replace the index with ``candidates``."""
+        self._reset()
+        for c in candidates:
+            self.add(c)
+
+    def _code(self, key: str) -> int:
+        return self._codes.setdefault(key, len(self._codes) + 1)
+
+    def _columns(self, p: CandidateProfile) -> dict[str, float]:
+        ctx = p.context
+        loc = p.location
+        return {
+            "seniority": SENIORITY_ORDER[p.seniority] if p.seniority is not None else -1,
+            "remote": REMOTE_CODE[p.remote],
+            "country": self._code("country:" + loc.country_code.casefold())
+            if loc and loc.country_code
+            else 0,
+            "city": self._code("city:" + loc.city.casefold()) if loc and loc.city else 0,
+            "availability": AVAILABILITY_VALUE[p.availability],
+            "avail_code": _AVAIL_CODE[p.availability],
+            "check_back": _epoch_days(p.check_back_on),
+            "warmth": min(max(ctx.warmth or 0.0, 0.0), 1.0),
+            "stage": stage_value(ctx.furthest_milestone, ctx.archive_reason),
+            "last_activity": _epoch_days(ctx.last_activity_at),
+            "hired_at": _epoch_days(ctx.hired_at),
+        }
+
+    def _set_columns(self, row: int, values: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            col = self._cols.get(name)
+            if col is None or len(col) <= row:
+                grown = np.full(max(row + 1, 2 * (0 if col is None else len(col)), 64), _NAN)
+                if col is not None:
+                    grown[: len(col)] = col
+                self._cols[name] = col = grown
+            col[row] = value
+
+    def add(self, candidate: CandidateProfile | Person) -> None:
+        """Index a candidate, replacing any earlier version of the same person."""
+        p = (
+            candidate
+            if isinstance(candidate, CandidateProfile)
+            else CandidateProfile.from_person(candidate)
+        )
+        self.remove(p.person_id)
+        row = len(self._profiles)
+        self._profiles.append(p)
+        self._row_of[p.person_id] = row
+        self._text.add(row, dict(p.terms))
+        self._titles.add(row, dict.fromkeys(p.titles, 1.0))
+        self._skills.add(row, dict.fromkeys(p.skills, 1.0))
+        self._set_columns(row, self._columns(p))
+        for purpose in p.context.consents:
+            arr = self._consents.get(purpose)
+            if arr is None or len(arr) <= row:
+                grown = np.zeros(max(row + 1, 2 * (0 if arr is None else len(arr)), 64), bool)
+                if arr is not None:
+                    grown[: len(arr)] = arr
+                self._consents[purpose] = arr = grown
+            arr[row] = True
+        for opening_id in p.context.in_process_for:
+            self._in_process.setdefault(opening_id, set()).add(row)
+
+    def remove(self, person_id: str) -> bool:
+        """Drop a person from the index; False when they were not in it."""
+        row = self._row_of.pop(person_id, None)
+        if row is None:
+            return False
+        p = self._profiles[row]
+        self._profiles[row] = None
+        self._text.remove(row)
+        self._titles.remove(row)
+        self._skills.remove(row)
+        for arr in self._consents.values():
+            if len(arr) > row:
+                arr[row] = False
+        if p is not None:
+            for opening_id in p.context.in_process_for:
+                self._in_process.get(opening_id, set()).discard(row)
+        self._dead += 1
+        if self._dead > 1024 and self._dead > len(self._row_of):
+            self._compact()
+        return True
+
+    def _compact(self) -> None:
+        """Renumber rows densely, dropping the dead ones."""
+        old = len(self._profiles)
+        row_map = np.full(old, -1, dtype=np.int32)
+        alive = [r for r, p in enumerate(self._profiles) if p is not None]
+        row_map[alive] = np.arange(len(alive), dtype=np.int32)
+        for ix in (self._text, self._titles, self._skills):
+            ix.compact(row_map)
+        self._profiles = [self._profiles[r] for r in alive]
+        self._row_of = {p.person_id: i for i, p in enumerate(self._profiles) if p is not None}
+        src = np.array(alive, dtype=np.int64)
+        self._cols = {k: v[src] for k, v in self._cols.items()}
+        self._consents = {
+            k: v[src] if len(v) >= old else v[src[src < len(v)]] for k, v in self._consents.items()
+        }
+        self._in_process = {
+            k: {int(row_map[r]) for r in rows if row_map[r] >= 0}
+            for k, rows in self._in_process.items()
+        }
+        self._dead = 0
+
+    # ------------------------------------------------------------------------------- filtering
+
+    def _filter_masks(
+        self, role_id: str | None, now: datetime, purpose: str | None, rows: int
+    ) -> dict[str, np.ndarray[Any, np.dtype[np.bool_]]]:
+        cols = {k: v[:rows] for k, v in self._cols.items()}
+        avail = cols["avail_code"]
+        today = _epoch_days(now)
+        masks = {
+            "do_not_contact": avail == _AVAIL_CODE[Availability.DO_NOT_CONTACT],
+            "not_looking": avail == _AVAIL_CODE[Availability.NOT_LOOKING],
+            "check_back_later": (avail == _AVAIL_CODE[Availability.NOT_NOW])
+            & ~(cols["check_back"] <= today),
+            "recently_hired": (today - cols["hired_at"]) < self.recently_hired_days,
+        }
+        if purpose is not None:
+            granted = np.zeros(rows, dtype=bool)
+            arr = self._consents.get(purpose)
+            if arr is not None:
+                granted[: min(rows, len(arr))] = arr[:rows]
+            masks["no_consent"] = ~granted
+        busy = np.zeros(rows, dtype=bool)
+        if role_id is not None and self._in_process.get(role_id):
+            busy[list(self._in_process[role_id])] = True
+        masks["in_process"] = busy
+        return masks
+
+    # ---------------------------------------------------------------------------------- ranking
+
+    def _feedback(self, query: dict[str, float], scores: FloatArray) -> dict[str, float]:
+        """RM3-style expansion with the best terms of the top-ranked candidates."""
+        k = min(self.feedback_docs, int((scores > 0).sum()))
+        if k == 0:
+            return query
+        top = np.argpartition(-scores, k - 1)[:k]
+        bag: Counter[str] = Counter()
+        top_score = float(scores[top].max())
+        for r in top.tolist():
+            ids, tf = self._text.vector(r)
+            total = float(tf.sum()) or 1.0
+            idf = self._text.idf(ids)
+            w = float(scores[r]) / top_score
+            for t, x, i in zip(ids.tolist(), tf.tolist(), idf.tolist(), strict=True):
+                bag[self._text.terms[t]] += w * x / total * i
+        expansion = dict(bag.most_common(self.feedback_terms))
+        qsum = sum(query.values()) or 1.0
+        esum = sum(expansion.values()) or 1.0
+        lam = self.feedback_weight
+        out = {t: (1 - lam) * w / qsum for t, w in query.items()}
+        for t, w in expansion.items():
+            out[t] = out.get(t, 0.0) + lam * w / esum
+        return out
+
+    def _skill_query(self, skills: Sequence[str]) -> dict[str, float]:
+        """Required skill keys weighted by idf, related skills at half weight."""
+        from ._skills import skill_key
+
+        keys = [skill_key(s) for s in skills]
+        idf = self._skills.term_idf(keys)
+        q: dict[str, float] = {k: idf.get(k, 1.0) for k in keys}
+        for k in keys:
+            for r in related(k):
+                q.setdefault(r, 0.5 * q[k])
+        return q
+
+    def _skill_coverage(self, skills: Sequence[str], rows: int) -> FloatArray:
+        if not skills:
+            return np.zeros(rows)
+        q = self._skill_query(skills)
+        from ._skills import skill_key
+
+        total = sum(q[skill_key(s)] for s in skills) or 1.0
+        return np.minimum(self._skills.coverage(q, rows).astype(np.float64) / total, 1.0)
+
+    def match(
+        self,
+        role: RoleProfile | Opening,
+        limit: int = 20,
+        *,
+        now: datetime | None = None,
+        purpose: str | None = None,
+        consent: Callable[[str], bool] | None = None,
+    ) -> MatchResults:
+        """The best ``limit`` candidates for ``role``, after the hard filters.
+
+        ``purpose``: only people with that consent purpose in their context pass; ``consent``: a
+        predicate on the person id, for consent the context does not carry.
+        """
+        role = role if isinstance(role, RoleProfile) else RoleProfile.from_opening(role)
+        now = now or datetime.now(UTC)
+        rows = len(self._profiles)
+        if rows == 0 or not self._row_of:
+            return MatchResults(matches=(), filtered={})
+        live = np.zeros(rows, dtype=bool)
+        live[list(self._row_of.values())] = True
+        masks = self._filter_masks(role.id, now, purpose, rows)
+        eligible = live.copy()
+        filtered: dict[str, int] = {}
+        for reason in FILTER_REASONS:
+            m = masks.get(reason)
+            if m is None:
+                continue
+            hit = eligible & m
+            if hit.any():
+                filtered[reason] = int(hit.sum())
+            eligible &= ~m
+
+        query = role.terms()
+        text = self._text.scores(query, rows).astype(np.float64)
+        if self.feedback_docs > 0:
+            text = self._text.scores(self._feedback(query, text * eligible), rows).astype(
+                np.float64
+            )
+        role_titles = role.titles
+        overlap = self._titles.coverage(dict.fromkeys(role_titles, 1.0), rows).astype(np.float64)
+        tlen = np.maximum(
+            self._titles.lengths(np.arange(rows, dtype=np.int32)).astype(np.float64), 1.0
+        )
+        title = overlap / np.sqrt(tlen * max(len(role_titles), 1))
+        req = self._skill_coverage(role.required_skills, rows)
+        nice = self._skill_coverage(role.nice_to_have_skills, rows)
+
+        # First stage: text, title and skills; everyone else scores too low to be shown.
+        stage1 = (text / (text.max() or 1.0) + title + req + nice) * eligible
+        pool = np.flatnonzero(stage1 > 0)
+        if consent is not None:
+            keep = np.array([consent(self._pid(r)) for r in pool.tolist()], dtype=bool)
+            if (~keep).any():
+                filtered["no_consent"] = filtered.get("no_consent", 0) + int((~keep).sum())
+            pool = pool[keep] if len(pool) else pool
+        if len(pool) > self.shortlist:
+            pool = pool[np.argpartition(-stage1[pool], self.shortlist - 1)[: self.shortlist]]
+        if len(pool) == 0:
+            return MatchResults(matches=(), filtered=filtered, considered=0)
+        t = text[pool]
+        features = {
+            "text": t / (t.max() or 1.0),
+            "title": np.clip(title[pool], 0.0, 1.0),
+            "required_skills": req[pool],
+            "nice_to_have_skills": nice[pool],
+        }
+        profiles = _Rows(self._profiles, pool)
+        batch = MatchBatch(
+            role=role,
+            profiles=profiles,
+            now=now,
+            features=features,
+            columns={k: v[pool] for k, v in self._cols.items()},
+            codes=self._codes,
+        )
+        matches = self._rank(batch, limit, lambda i: self._pid(int(pool[i])), lambda i: role.id)
+        return MatchResults(matches=matches, filtered=filtered, considered=len(pool))
+
+    def _pid(self, row: int) -> str:
+        p = self._profiles[row]
+        assert p is not None
+        return p.person_id
+
+    def _rank(
+        self,
+        batch: MatchBatch,
+        limit: int,
+        person_of: Callable[[int], str],
+        role_of: Callable[[int], str],
+    ) -> tuple[Match, ...]:
+        n = len(batch.profiles)
+        values: list[tuple[MatchSignal, FloatArray]] = []
+        for s in self.signals:
+            if self.weights.get(s.name, 0.0) <= 0:
+                continue
+            v = s.score(batch)
+            if v is None:
+                continue
+            arr = np.clip(np.nan_to_num(np.asarray(v, dtype=np.float64), nan=0.0), 0.0, 1.0)
+            values.append((s, np.broadcast_to(arr, (n,))))
+        total = sum(self.weights[s.name] for s, _ in values) or 1.0
+        eff = {s.name: self.weights[s.name] / total for s, _ in values}
+        score = np.zeros(n)
+        for s, v in values:
+            score += eff[s.name] * v
+        k = min(limit, n)
+        if k <= 0:
+            return ()
+        top = np.argpartition(-score, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.lexsort((top, -score[top]))]
+        out = []
+        for i in top.tolist():
+            contributions = tuple(
+                Contribution(
+                    signal=s.name,
+                    value=float(v[i]),
+                    weight=eff[s.name],
+                    contribution=eff[s.name] * float(v[i]),
+                )
+                for s, v in values
+            )
+            explanation = self._explain(batch, i, contributions)
+            out.append(Match(person_of(i), role_of(i), explanation.score, explanation))
+        return tuple(out)
+
+    def _explain(
+        self, batch: MatchBatch, i: int, contributions: tuple[Contribution, ...]
+    ) -> Explanation:
+        from ._skills import skill_key
+
+        p = batch.profiles[i]
+        have = set(p.skills)
+        alias = dict(p.skill_aliases)
+        matched: list[SkillMatch] = []
+        missing: list[str] = []
+        for skill in batch.role.required_skills:
+            key = skill_key(skill)
+            if key in have:
+                matched.append(SkillMatch(skill, alias.get(key, display(key))))
+                continue
+            near = [r for r in related(key) if r in have]
+            if near:
+                matched.append(
+                    SkillMatch(skill, alias.get(near[0], display(near[0])), partial=True)
+                )
+            else:
+                missing.append(skill)
+        query = batch.role.terms()
+        shared = sorted((t for t, _ in p.terms if t in query), key=lambda t: -query[t])
+        return Explanation(
+            contributions=contributions,
+            matched_skills=tuple(matched),
+            missing_skills=tuple(missing),
+            matched_terms=tuple(shared[:10]),
+            segment=p.context.segment,
+        )
+
+    # ---------------------------------------------------------------------------------- reverse
+
+    def index_roles(self, roles: Iterable[RoleProfile | Opening]) -> None:
+        """Replace the roles searched by :meth:`openings_for`."""
+        self._roles = {}
+        self._role_index = TextIndex(k1=self._k1, b=self._b)
+        self._role_rows = {}
+        self._role_ids = []
+        for r in roles:
+            self.add_role(r)
+
+    def add_role(self, role: RoleProfile | Opening) -> None:
+        r = role if isinstance(role, RoleProfile) else RoleProfile.from_opening(role)
+        self.remove_role(r.id)
+        row = len(self._role_ids)
+        self._role_ids.append(r.id)
+        self._role_rows[r.id] = row
+        self._roles[r.id] = r
+        self._role_index.add(row, r.terms())
+
+    def remove_role(self, role_id: str) -> bool:
+        row = self._role_rows.pop(role_id, None)
+        if row is None:
+            return False
+        self._role_ids[row] = None
+        self._roles.pop(role_id, None)
+        self._role_index.remove(row)
+        return True
+
+    def openings_for(
+        self,
+        candidate: CandidateProfile | Person,
+        limit: int = 20,
+        *,
+        now: datetime | None = None,
+    ) -> MatchResults:
+        """The roles (from :meth:`index_roles`) that suit ``candidate`` best, same signals."""
+        p = (
+            candidate
+            if isinstance(candidate, CandidateProfile)
+            else CandidateProfile.from_person(candidate)
+        )
+        now = now or datetime.now(UTC)
+        live_ids = [rid for rid in self._role_ids if rid is not None]
+        # The person's own filters hold back every role; "in process" holds back one.
+        probe = MatchEngine(weights=self.weights, signals=self.signals[len(BUILTIN_SIGNALS()) :])
+        probe.add(p)
+        masks = probe._filter_masks(None, now, None, 1)
+        for reason in FILTER_REASONS:
+            if reason in masks and bool(masks[reason][0]):
+                return MatchResults(matches=(), filtered={reason: len(live_ids)})
+        rows = len(self._role_ids)
+        text = self._role_index.scores(dict(p.terms), rows).astype(np.float64)
+        order = [r for r in np.flatnonzero(text > 0).tolist() if self._role_ids[r] is not None]
+        filtered: dict[str, int] = {}
+        results: list[Match] = []
+        top_text = float(text.max()) or 1.0
+        for r in order:
+            role_id = self._role_ids[r]
+            assert role_id is not None
+            if role_id in p.context.in_process_for:
+                filtered["in_process"] = filtered.get("in_process", 0) + 1
+                continue
+            role = self._roles[role_id]
+            batch = MatchBatch(
+                role=role,
+                profiles=[p],
+                now=now,
+                features={
+                    "text": np.array([text[r] / top_text]),
+                    "title": np.array([title_similarity(role.titles, p.titles)]),
+                    "required_skills": probe._skill_coverage(role.required_skills, 1),
+                    "nice_to_have_skills": probe._skill_coverage(role.nice_to_have_skills, 1),
+                },
+                columns={k: v[:1] for k, v in probe._cols.items()},
+                codes=probe._codes,
+            )
+            results.extend(probe._rank(batch, 1, _const(p.person_id), _const(role_id)))
+        results.sort(key=lambda m: (-m.score, m.role_id))
+        return MatchResults(
+            matches=tuple(results[:limit]), filtered=filtered, considered=len(order)
+        )
+
+
+def _const(value: str) -> Callable[[int], str]:
+    return lambda _: value
+
+
+class _Rows(Sequence[CandidateProfile]):
+    """The profiles of a batch, looked up lazily by row."""
+
+    def __init__(self, profiles: list[CandidateProfile | None], rows: np.ndarray[Any, Any]):
+        self._profiles = profiles
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        p = self._profiles[int(self._rows[i])]
+        assert p is not None
+        return p

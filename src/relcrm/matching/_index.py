@@ -1,0 +1,269 @@
+"""An in-memory inverted index over flat numpy arrays, scored with BM25.
+
+Documents are rows (small integers handed out by the engine) with *weighted* term frequencies, so
+a field can count more than another (BM25F with one length). Postings live in immutable segments,
+each a CSR matrix both ways (term -> rows for scoring, row -> terms for feedback and explanations).
+Adding documents buffers them; the buffer becomes a new segment before the next query. Removing a
+row marks a tombstone and corrects the document frequencies at once; :meth:`TextIndex.compact`
+merges the segments and drops dead rows, optionally renumbering rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TextIndex"]
+
+FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+IntArray = np.ndarray[Any, np.dtype[np.int32]]
+
+
+class _Segment:
+    """Immutable postings for a batch of rows."""
+
+    __slots__ = ("doc_indptr", "doc_terms", "doc_tf", "rows", "t_indptr", "t_rows", "t_tf", "terms")
+
+    def __init__(
+        self, rows: IntArray, doc_indptr: IntArray, doc_terms: IntArray, doc_tf: FloatArray
+    ):
+        self.rows = rows
+        self.doc_indptr = doc_indptr
+        self.doc_terms = doc_terms
+        self.doc_tf = doc_tf
+        owner = np.repeat(rows, np.diff(doc_indptr))
+        order = np.argsort(doc_terms, kind="stable")
+        sorted_terms = doc_terms[order]
+        self.terms, starts = np.unique(sorted_terms, return_index=True)
+        self.t_indptr = np.append(starts, len(sorted_terms)).astype(np.int32)
+        self.t_rows = owner[order].astype(np.int32)
+        self.t_tf = doc_tf[order]
+
+    def postings(self, term: int) -> tuple[IntArray, FloatArray] | None:
+        i = int(np.searchsorted(self.terms, term))
+        if i >= len(self.terms) or self.terms[i] != term:
+            return None
+        a, b = self.t_indptr[i], self.t_indptr[i + 1]
+        return self.t_rows[a:b], self.t_tf[a:b]
+
+
+class TextIndex:
+    """BM25 over weighted term frequencies, with incremental add/remove."""
+
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75, max_segments: int = 8) -> None:
+        self.k1 = k1
+        self.b = b
+        self.max_segments = max_segments
+        self.vocab: dict[str, int] = {}
+        self.terms: list[str] = []
+        self._df = np.zeros(0, dtype=np.float64)
+        self._segments: list[_Segment] = []
+        self._pending: list[tuple[int, IntArray, FloatArray]] = []
+        # Per row: length, live flag, and where its forward vector lives.
+        self._length = np.zeros(0, dtype=np.float32)
+        self._live = np.zeros(0, dtype=bool)
+        self._seg_of = np.full(0, -1, dtype=np.int32)
+        self._pos_of = np.full(0, -1, dtype=np.int32)
+        self._total_length = 0.0
+        self._n_live = 0
+
+    # ---------------------------------------------------------------------------------- updates
+
+    def _grow(self, rows: int) -> None:
+        size = len(self._length)
+        if rows <= size:
+            return
+        new = max(rows, 2 * size, 64)
+        for name, fill in (("_length", 0), ("_live", False), ("_seg_of", -1), ("_pos_of", -1)):
+            old = getattr(self, name)
+            grown = np.full(new, fill, dtype=old.dtype)
+            grown[:size] = old
+            setattr(self, name, grown)
+
+    def term_id(self, term: str, *, create: bool = False) -> int:
+        t = self.vocab.get(term)
+        if t is None:
+            if not create:
+                return -1
+            t = self.vocab[term] = len(self.terms)
+            self.terms.append(term)
+        return t
+
+    def add(self, row: int, counts: Mapping[str, float]) -> None:
+        """Index ``row`` with weighted term frequencies (replaces a live row of that number)."""
+        if row < len(self._live) and self._live[row]:
+            self.remove(row)
+        ids = np.fromiter((self.term_id(t, create=True) for t in counts), np.int32, len(counts))
+        tf = np.fromiter(counts.values(), np.float32, len(counts))
+        keep = tf > 0
+        ids, tf = ids[keep], tf[keep]
+        if len(self._df) < len(self.terms):
+            df = np.zeros(max(len(self.terms), 2 * len(self._df)), dtype=np.float64)
+            df[: len(self._df)] = self._df
+            self._df = df
+        self._df[ids] += 1.0
+        self._grow(row + 1)
+        length = float(tf.sum())
+        self._length[row] = length
+        self._live[row] = True
+        self._seg_of[row] = -1
+        self._total_length += length
+        self._n_live += 1
+        self._pending.append((row, ids, tf))
+
+    def remove(self, row: int) -> bool:
+        """Tombstone ``row``; returns False when it was not indexed."""
+        if row >= len(self._live) or not self._live[row]:
+            return False
+        ids, _ = self.vector(row)
+        self._df[ids] -= 1.0
+        self._live[row] = False
+        self._total_length -= float(self._length[row])
+        self._n_live -= 1
+        if self._seg_of[row] == -1:
+            self._pending = [p for p in self._pending if p[0] != row]
+        return True
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        rows = np.array([p[0] for p in self._pending], dtype=np.int32)
+        sizes = np.array([len(p[1]) for p in self._pending], dtype=np.int32)
+        indptr = np.zeros(len(rows) + 1, dtype=np.int32)
+        np.cumsum(sizes, out=indptr[1:])
+        terms = np.concatenate([p[1] for p in self._pending]).astype(np.int32)
+        tf = np.concatenate([p[2] for p in self._pending]).astype(np.float32)
+        self._pending = []
+        self._segments.append(_Segment(rows, indptr, terms, tf))
+        seg = len(self._segments) - 1
+        self._seg_of[rows] = seg
+        self._pos_of[rows] = np.arange(len(rows), dtype=np.int32)
+        if len(self._segments) > self.max_segments:
+            self.compact()
+
+    def compact(self, row_map: IntArray | None = None) -> None:
+        """Merge every segment into one, dropping dead rows; ``row_map[old] -> new`` renumbers
+        rows (-1 drops the row)."""
+        live_rows = np.flatnonzero(self._live[: len(self._seg_of)]).astype(np.int32)
+        vectors = [self.vector(int(r)) for r in live_rows]
+        self._pending = []
+        if row_map is not None:
+            new_rows = row_map[live_rows]
+            keep = new_rows >= 0
+            size = int(new_rows.max()) + 1 if len(new_rows) else 0
+            length = self._length[live_rows]
+            self._length = np.zeros(size, dtype=np.float32)
+            self._live = np.zeros(size, dtype=bool)
+            self._seg_of = np.full(size, -1, dtype=np.int32)
+            self._pos_of = np.full(size, -1, dtype=np.int32)
+            self._length[new_rows[keep]] = length[keep]
+            self._live[new_rows[keep]] = True
+            live_rows = new_rows
+        else:
+            keep = np.ones(len(live_rows), dtype=bool)
+        self._segments = []
+        self._pending = [
+            (int(r), v[0], v[1]) for r, v, k in zip(live_rows, vectors, keep, strict=True) if k
+        ]
+        self._df = np.zeros(len(self.terms), dtype=np.float64)
+        for _, ids, _ in self._pending:
+            self._df[ids] += 1.0
+        self._n_live = len(self._pending)
+        self._total_length = float(sum(float(p[2].sum()) for p in self._pending))
+        if self._pending:
+            rows_arr = np.array([p[0] for p in self._pending], dtype=np.int32)
+            self._seg_of[rows_arr] = -1
+            self._flush()
+
+    # ---------------------------------------------------------------------------------- queries
+
+    @property
+    def size(self) -> int:
+        """Number of live rows."""
+        return self._n_live
+
+    def vector(self, row: int) -> tuple[IntArray, FloatArray]:
+        """The term ids and weighted frequencies of ``row``."""
+        seg = int(self._seg_of[row]) if row < len(self._seg_of) else -1
+        if seg == -1:
+            for r, ids, tf in reversed(self._pending):
+                if r == row:
+                    return ids, tf
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        s = self._segments[seg]
+        pos = int(self._pos_of[row])
+        a, b = s.doc_indptr[pos], s.doc_indptr[pos + 1]
+        return s.doc_terms[a:b], s.doc_tf[a:b]
+
+    def idf(self, ids: IntArray) -> np.ndarray[Any, np.dtype[np.float64]]:
+        n = max(self._n_live, 1)
+        df = self._df[ids] if len(self._df) else np.zeros(len(ids))
+        return np.log1p((n - df + 0.5) / (df + 0.5))
+
+    def query_vector(self, query: Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+        pairs = [(self.vocab[t], w) for t, w in query.items() if t in self.vocab and w > 0]
+        ids = np.array([p[0] for p in pairs], dtype=np.int32)
+        weights = np.array([p[1] for p in pairs], dtype=np.float32)
+        return ids, weights
+
+    def scores(self, query: Mapping[str, float], rows: int) -> FloatArray:
+        """BM25 of every row ``< rows`` for a weighted bag of terms (dead rows score 0)."""
+        self._flush()
+        out = np.zeros(rows, dtype=np.float32)
+        ids, weights = self.query_vector(query)
+        if len(ids) == 0 or self._n_live == 0:
+            return out
+        avgdl = max(self._total_length / self._n_live, 1e-9)
+        idf = self.idf(ids)
+        k1, b = self.k1, self.b
+        for t, w, i in zip(ids.tolist(), weights.tolist(), idf.tolist(), strict=True):
+            if i <= 0:
+                continue
+            for seg in self._segments:
+                hit = seg.postings(t)
+                if hit is None:
+                    continue
+                r, tf = hit
+                norm = k1 * (1.0 - b + b * self._length[r] / avgdl)
+                out[r] += np.float32(w * i) * tf * (k1 + 1.0) / (tf + norm)
+        out[: min(rows, len(self._live))] *= self._live[:rows]
+        return out
+
+    def coverage(self, query: Mapping[str, float], rows: int) -> FloatArray:
+        """For every row ``< rows``, the sum of the query weights of the terms it contains."""
+        self._flush()
+        out = np.zeros(rows, dtype=np.float32)
+        ids, weights = self.query_vector(query)
+        for t, w in zip(ids.tolist(), weights.tolist(), strict=True):
+            for seg in self._segments:
+                hit = seg.postings(t)
+                if hit is not None:
+                    out[hit[0]] += np.float32(w)
+        out[: min(rows, len(self._live))] *= self._live[:rows]
+        return out
+
+    def lengths(self, rows: IntArray) -> FloatArray:
+        """Weighted lengths of ``rows``."""
+        return self._length[rows]
+
+    def term_idf(self, terms: Mapping[str, float] | list[str]) -> dict[str, float]:
+        """Inverse document frequency of each known term (unknown terms are left out)."""
+        known = [t for t in terms if t in self.vocab]
+        ids = np.array([self.vocab[t] for t in known], dtype=np.int32)
+        return dict(zip(known, self.idf(ids).tolist(), strict=True))
+
+    def self_score(self, query: Mapping[str, float]) -> float:
+        """The BM25 score a document made of the query itself would get: a per-query scale."""
+        ids, weights = self.query_vector(query)
+        if len(ids) == 0:
+            return 0.0
+        avgdl = max(self._total_length / max(self._n_live, 1), 1e-9)
+        length = float(weights.sum())
+        k1, b = self.k1, self.b
+        norm = k1 * (1.0 - b + b * length / avgdl)
+        idf = self.idf(ids)
+        tf = weights.astype(np.float64)
+        return float(math.fsum((weights * idf * tf * (k1 + 1.0) / (tf + norm)).tolist()))
