@@ -8,11 +8,12 @@ and one outbox row per notification are written together or not at all. After th
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import pluggy
 
+from ._talent_index import SEGMENTS, Rediscovery, TalentIndex
 from .events import Event, describe_event, project_event
 from .exceptions import (
     AlreadyExists,
@@ -71,7 +72,13 @@ from .serialization import structure, unstructure
 from .storage.base import EventRecord, OutboxRecord, Store, Transaction
 from .views import CandidacyView, CandidateView, ConsentView
 
+if TYPE_CHECKING:
+    from .matching import MatchResults, RoleProfile
+
 __all__ = ["CRM", "DispatchReport", "Versioned", "open"]
+
+#: The consent purpose that lets relcrm tell a person about new openings that match them.
+JOB_ALERTS = "job_alerts"
 
 log = logging.getLogger("relcrm")
 T = TypeVar("T")
@@ -247,6 +254,9 @@ class CRM:
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self._clock = clock or (lambda: datetime.now(UTC))
+        #: Signal weights for :meth:`match`, by signal name (set before the first match).
+        self.match_weights: dict[str, float] = {}
+        self._talent: TalentIndex | None = None
         pipelines = collect_registrations(
             self.plugin_manager, "relcrm_register_pipelines", "pipeline", key=lambda p: p.name
         )
@@ -326,12 +336,16 @@ class CRM:
         self._after_commit(uow.events, rows)
         return result
 
-    def _outbox_rows(self, uow: _UnitOfWork, event: Event) -> list[OutboxRecord]:
-        if not self.notifiers or event.person_id is None:
-            return []
+    def _routing_context(self, uow: _UnitOfWork, event: Event) -> RoutingContext | None:
+        if event.person_id is None:
+            opening_id = event.subjects.get("opening")
+            opening = uow.maybe(Opening, opening_id) if opening_id else None
+            if opening is None or not opening.value.owner_id:
+                return None
+            return RoutingContext(opening_owner_id=opening.value.owner_id)
         person = uow.maybe(Person, event.person_id)
         if person is None:
-            return []
+            return None
         rel = uow.maybe(Relationship, event.person_id)
         owners = [person.value.owner_id or "", *(rel.value.owner_ids if rel else ())]
         opening_id = event.subjects.get("opening")
@@ -340,12 +354,17 @@ class CRM:
             if opening is not None and opening.value.owner_id:
                 owners.append(opening.value.owner_id)
         referrer = event.data.get("referrer_id") if event.type.startswith("candidacy.") else None
-        ctx = RoutingContext(
+        return RoutingContext(
             candidate_address=person.value.email,
             do_not_contact=person.value.preferences.availability is Availability.DO_NOT_CONTACT,
             owner_ids=tuple(owners),
             referrer_id=referrer if isinstance(referrer, str) else None,
         )
+
+    def _outbox_rows(self, uow: _UnitOfWork, event: Event) -> list[OutboxRecord]:
+        ctx = self._routing_context(uow, event) if self.notifiers else None
+        if ctx is None:
+            return []
         rows = []
         for viewer, shown in route(event, ctx):
             address = ctx.candidate_address if viewer.role is ActorRole.CANDIDATE else None
@@ -375,6 +394,8 @@ class CRM:
         return rows
 
     def _after_commit(self, events: Sequence[Event], rows: Sequence[OutboxRecord]) -> None:
+        if self._talent is not None and events:
+            self._talent.refresh(events)  # matchable as soon as the command returns
         hook = self.plugin_manager.hook.relcrm_event_committed
         for event in events:
             for plugin, call in call_each(hook, crm=self, event=event):
@@ -1379,6 +1400,122 @@ class CRM:
         return self.transition(
             candidacy_id, "confirm_interest", actor=actor, expected_version=expected_version
         )
+
+    # ---------------------------------------------------------------- relevance
+
+    def talent_index(self) -> TalentIndex:
+        """The match index of this CRM, built from the store on first use and kept in step with
+        every commit afterwards."""
+        if self._talent is None:
+            from .matching import MatchEngine
+
+            found = collect_registrations(
+                self.plugin_manager,
+                "relcrm_register_match_signals",
+                "match signal",
+                key=lambda s: s.name,
+            )
+            engine = MatchEngine(weights=self.match_weights, signals=[s for _, s in found.values()])
+            self._talent = TalentIndex(self, engine)
+        return self._talent
+
+    def match(
+        self,
+        role: "str | Opening | RoleProfile",
+        *,
+        limit: int = 20,
+        purpose: str | None = None,
+        now: datetime | None = None,
+    ) -> "MatchResults":
+        """The people in the pool who fit ``role`` best: an opening (or its id), or a
+        :class:`~relcrm.matching.RoleProfile` for a role that has no opening yet.
+
+        Hard filters come first (do not contact, not looking or before their check-back date,
+        already in process for this opening, recently hired, and without consent for ``purpose``
+        when one is given); every match explains its score signal by signal.
+        """
+        target = self.get_opening(role) if isinstance(role, str) else role
+        return self.talent_index().engine.match(
+            target, limit, now=now or self._clock(), purpose=purpose
+        )
+
+    def openings_for(self, person_id: str, *, limit: int = 10) -> "MatchResults":
+        """The open openings that fit a person best, by the same signals."""
+        index = self.talent_index()
+        person = self.get_person(person_id)
+        profile = index._profile(
+            person,
+            self.relationship(person_id),
+            self.candidacies(person_id=person_id),
+            self.consent_ledger(person_id),
+            self.employment(person_id),
+            self._clock(),
+        )
+        return index.engine.openings_for(profile, limit, now=self._clock())
+
+    def rediscover(
+        self,
+        opening_id: str,
+        *,
+        actor: Actor,
+        per_segment: int = 10,
+        suggest: bool = True,
+    ) -> Rediscovery:
+        """Search the pool for an opening, segment by segment: silver medalists, past
+        applicants, prospects, employees open to internal moves, and alumni.
+
+        Logs an ``opening.rediscovered`` event (its owner is told). With ``suggest``, people who
+        asked to hear about openings, are open to them and gave the ``job_alerts`` consent are
+        told about this one (``person.opening_suggested``).
+        """
+        check_action("rediscover", actor, None)
+        opening = self.get_opening(opening_id)
+        results = self.match(opening, limit=max(200, per_segment * len(SEGMENTS) * 4))
+        picked: dict[str, list[Any]] = {s: [] for s in SEGMENTS}
+        for m in results.matches:
+            seg = m.explanation.segment
+            if seg in picked and len(picked[seg]) < per_segment:
+                picked[seg].append(m)
+        segments = {s: tuple(ms) for s, ms in picked.items()}
+
+        def run(uow: _UnitOfWork) -> tuple[str, ...]:
+            told: list[str] = []
+            total = sum(len(ms) for ms in segments.values())
+            uow.emit(
+                "opening.rediscovered",
+                actor,
+                {"opening": opening.id},
+                {
+                    "title": opening.title,
+                    "total": total,
+                    "segments": {
+                        s: [{"person_id": m.person_id, "score": round(m.score, 4)} for m in ms]
+                        for s, ms in segments.items()
+                    },
+                    "filtered": dict(results.filtered),
+                },
+            )
+            if not suggest:
+                return ()
+            for ms in segments.values():
+                for m in ms:
+                    person = uow.load(Person, m.person_id).value
+                    prefs = person.preferences
+                    if not (prefs.hear_about_openings and prefs.availability is Availability.OPEN):
+                        continue
+                    if not self.has_consent(person.id, JOB_ALERTS, at=uow.now):
+                        continue
+                    uow.emit(
+                        "person.opening_suggested",
+                        actor,
+                        {"person": person.id, "opening": opening.id},
+                        {"opening_id": opening.id, "opening_title": opening.title},
+                    )
+                    told.append(person.id)
+            return tuple(told)
+
+        told = self._command(run)
+        return Rediscovery(opening.id, segments, dict(results.filtered), told)
 
     # ---------------------------------------------------------------- beyond one opening
 

@@ -160,6 +160,17 @@ for _spec in (
     EventType("opening.created", _I, "An opening was created."),
     EventType("opening.status_changed", _I, "An opening changed status."),
     EventType(
+        "opening.rediscovered",
+        _I,
+        "People already in the pool were matched to an opening, by segment.",
+    ),
+    EventType(
+        "person.opening_suggested",
+        _C,
+        "A new opening that matches the person was suggested to them.",
+        frozenset({"opening_id", "opening_title"}),
+    ),
+    EventType(
         "candidacy.created",
         _C,
         "The person entered the process for an opening.",
@@ -263,6 +274,8 @@ _TEMPLATES: dict[str, str] = {
     "consent.withdrawn": "{who} withdrew consent for {purpose}",
     "opening.created": "{who} opened {title}",
     "opening.status_changed": "{who} set {title} to {status}",
+    "opening.rediscovered": "{who} found {total} people in the pool for {title}",
+    "person.opening_suggested": "{who} suggested a new opening: {opening_title}",
     "candidacy.created": "{who} started a candidacy for {opening_title} ({candidate_stage})",
     "candidacy.stage_changed": "{who} moved the candidacy for {opening_title} to {candidate_stage}",
     "candidacy.interest_confirmed": "{who} confirmed interest in {opening_title}",

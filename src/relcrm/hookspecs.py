@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .crm import CRM
     from .events import Event
     from .lifecycle import Pipeline, Transition
+    from .matching import MatchSignal
     from .matching.taxonomy import SkillTaxonomy
     from .model import Actor, Candidacy
     from .notify.base import NotifierFactory
@@ -24,6 +25,7 @@ __all__ = [
     "hookspec",
     "relcrm_before_transition",
     "relcrm_event_committed",
+    "relcrm_register_match_signals",
     "relcrm_register_notifiers",
     "relcrm_register_pipelines",
     "relcrm_register_skill_taxonomies",
@@ -109,6 +111,20 @@ def relcrm_register_skill_taxonomies(register: "Callable[[SkillTaxonomy], None]"
     taxonomy name raises :class:`relcrm.PluginError`. Taxonomies named in another's ``replaces``
     are dropped (the built-in one is ``esco``); the rest are merged in registration order, a later
     taxonomy winning the aliases and ids it shares with an earlier one.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def relcrm_register_match_signals(register: "Callable[[MatchSignal], None]") -> None:
+    """Register match signals: scorers that add a weighted line to every match explanation.
+
+    Call ``register(signal)`` with a :class:`relcrm.matching.MatchSignal` (a ``name`` and a
+    ``score(batch)`` returning one value in [0, 1] per candidate, or ``None`` when it does not
+    apply). Called for every plugin when a CRM first matches; a signal is weighted by its
+    ``weight`` attribute unless ``CRM.match_weights`` names it. A duplicate signal name (the
+    built-in ones included) raises :class:`relcrm.PluginError`.
 
     .. versionadded:: 0.2
     """

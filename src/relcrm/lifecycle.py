@@ -397,6 +397,7 @@ ACTION_ROLES: dict[str, frozenset[ActorRole]] = {
     "end_employment": frozenset({_ROLES.RECRUITER, _ROLES.SYSTEM}),
     "set_internal_moves": frozenset({_ROLES.CANDIDATE, _ROLES.RECRUITER}),
     "record_self_identification": frozenset({_ROLES.CANDIDATE}),
+    "rediscover": frozenset({_ROLES.RECRUITER, _ROLES.SYSTEM}),
 }
 
 

@@ -5,7 +5,9 @@
 * the **owning recruiters** (the person's owner, the relationship's owners and the opening's
   owner) hear about changes the *candidate* made;
 * a **referrer** hears about the progress of the people they referred, in the few fields meant
-  for referrers.
+  for referrers;
+* the **owner of an opening** hears what someone else did with the opening itself (for example a
+  rediscovery run).
 
 Each recipient receives the event as projected for their role (:func:`relcrm.events.project_event`).
 """
@@ -28,6 +30,7 @@ class RoutingContext:
     do_not_contact: bool = False
     owner_ids: tuple[str, ...] = ()
     referrer_id: str | None = None
+    opening_owner_id: str | None = None
 
 
 def route(event: Event, context: RoutingContext) -> list[tuple[Actor, Event]]:
@@ -36,6 +39,10 @@ def route(event: Event, context: RoutingContext) -> list[tuple[Actor, Event]]:
     person_id = event.person_id
     actor = event.actor
     if person_id is None:
+        # Events about an opening alone: its owner hears what someone else did with it.
+        owner = context.opening_owner_id
+        if owner and not (actor.role is ActorRole.RECRUITER and actor.id == owner):
+            out.append((Actor(ActorRole.RECRUITER, owner), event))
         return out
     by_candidate = actor.role is ActorRole.CANDIDATE and actor.id == person_id
     if event.visibility is Visibility.CANDIDATE and not by_candidate and not context.do_not_contact:

@@ -565,6 +565,7 @@ EXPECTED_ACTIONS: dict[str, frozenset[ActorRole]] = {
     "end_employment": frozenset({R, S}),
     "set_internal_moves": frozenset({C, R}),
     "record_self_identification": frozenset({C}),
+    "rediscover": frozenset({R, S}),
 }
 
 

@@ -1,0 +1,213 @@
+"""Keeps a CRM's match index in step with its store.
+
+The index is built from the store the first time matching is used (so opening a CRM stays
+cheap), then refreshed after every commit for the people and openings that the committed events
+touch: a change is matchable as soon as the command returns.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .model import (
+    Candidacy,
+    ConsentRecord,
+    EmploymentEpisode,
+    Milestone,
+    Opening,
+    OpeningStatus,
+    Person,
+    Relationship,
+    RelationshipStage,
+)
+
+if TYPE_CHECKING:
+    from .crm import CRM
+    from .events import Event
+    from .matching import CandidateContext, Match, MatchEngine
+
+__all__ = ["SEGMENTS", "Rediscovery", "TalentIndex", "segment_of"]
+
+#: Rediscovery segments, in the order they are reported.
+SEGMENTS = ("silver_medalist", "past_applicant", "prospect", "internal", "alumni")
+
+_CLOSED = (Milestone.ARCHIVED, Milestone.HIRED)
+
+
+@attrs.frozen
+class Rediscovery:
+    """The pool searched for one opening: ranked matches per segment, why others were held back,
+    and who was told about the opening."""
+
+    opening_id: str
+    segments: "Mapping[str, tuple[Match, ...]]"
+    filtered: Mapping[str, int]
+    suggested_to: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return sum(len(m) for m in self.segments.values())
+
+
+def segment_of(
+    relationship: Relationship | None,
+    furthest: Milestone | None,
+    archived: bool,
+    current_job: EmploymentEpisode | None,
+) -> str | None:
+    """Which part of the pool a person belongs to, for rediscovery.
+
+    Employees count only when they said they are open to internal moves; finalists who reached an
+    interview or further and were archived are silver medalists.
+    """
+    if current_job is not None:
+        return "internal" if current_job.open_to_internal_moves else None
+    stage = relationship.stage if relationship else RelationshipStage.PROSPECT
+    if stage is RelationshipStage.ALUMNI:
+        return "alumni"
+    if archived and furthest is not None:
+        if furthest.rank >= Milestone.INTERVIEW.rank:
+            return "silver_medalist"
+        return "past_applicant"
+    if furthest is None:
+        return "prospect"
+    return None  # in process right now
+
+
+class TalentIndex:
+    """The match engine of one CRM, with the context it needs about each person."""
+
+    def __init__(self, crm: "CRM", engine: "MatchEngine") -> None:
+        self.crm = crm
+        self.engine = engine
+        self._build()
+
+    def _build(self) -> None:
+        crm = self.crm
+        by_person: dict[str, list[Candidacy]] = defaultdict(list)
+        for c in crm.candidacies():
+            by_person[c.person_id].append(c)
+        consents: dict[str, list[ConsentRecord]] = defaultdict(list)
+        for rec in crm.store.iter_records("consent"):
+            record = crm._decode(rec.data, ConsentRecord)
+            consents[record.person_id].append(record)
+        jobs: dict[str, list[EmploymentEpisode]] = defaultdict(list)
+        for rec in crm.store.iter_records("employment"):
+            job = crm._decode(rec.data, EmploymentEpisode)
+            jobs[job.person_id].append(job)
+        relationships = {
+            r.person_id: r
+            for r in (
+                crm._decode(rec.data, Relationship)
+                for rec in crm.store.iter_records("relationship")
+            )
+        }
+        now = crm.now()
+        profiles = (
+            self._profile(
+                person,
+                relationships.get(person.id),
+                by_person.get(person.id, ()),
+                consents.get(person.id, ()),
+                jobs.get(person.id, ()),
+                now,
+            )
+            for person in crm.people()
+        )
+        self.engine.index(profiles)
+        self.engine.index_roles(o for o in crm.openings() if o.status is OpeningStatus.OPEN)
+
+    def _profile(
+        self,
+        person: Person,
+        relationship: Relationship | None,
+        candidacies: Sequence[Candidacy],
+        consents: Iterable[ConsentRecord],
+        jobs: Iterable[EmploymentEpisode],
+        now: datetime,
+    ) -> Any:
+        from .matching import CandidateProfile
+
+        return CandidateProfile.from_person(
+            person,
+            self._context(person, relationship, candidacies, consents, jobs, now),
+            today=now.date(),
+        )
+
+    def _context(
+        self,
+        person: Person,
+        relationship: Relationship | None,
+        candidacies: Sequence[Candidacy],
+        consents: Iterable[ConsentRecord],
+        jobs: Iterable[EmploymentEpisode],
+        now: datetime,
+    ) -> "CandidateContext":
+        from .matching import CandidateContext
+
+        crm = self.crm
+        milestones = [(c, crm.pipeline(c.pipeline).stage(c.stage).milestone) for c in candidacies]
+        open_for = frozenset(c.opening_id for c, m in milestones if m not in _CLOSED)
+        archived = [c for c, m in milestones if m is Milestone.ARCHIVED]
+        furthest_c = max(archived, key=lambda c: c.furthest_milestone.rank, default=None)
+        furthest = max(
+            (c.furthest_milestone for c in candidacies), key=lambda m: m.rank, default=None
+        )
+        current: dict[str, ConsentRecord] = {}
+        for record in sorted(consents, key=lambda r: (r.recorded_at, r.id)):
+            current[record.purpose] = record
+        job = next((j for j in jobs if j.current), None)
+        hires = [j.started_on for j in jobs]
+        last = relationship.last_touch_at if relationship else None
+        return CandidateContext(
+            warmth=relationship.warmth(now) if relationship else None,
+            furthest_milestone=furthest,
+            archive_reason=(
+                furthest_c.archive_reason.type
+                if furthest_c is not None and furthest_c.archive_reason is not None
+                else None
+            ),
+            last_activity_at=last or person.created_at,
+            segment=segment_of(relationship, furthest, bool(archived) and not open_for, job),
+            consents=frozenset(p for p, r in current.items() if r.in_force(now)),
+            in_process_for=open_for,
+            hired_at=datetime.combine(max(hires), time(), UTC) if hires else None,
+        )
+
+    def refresh(self, events: Iterable["Event"]) -> None:
+        """Re-index the people and openings that ``events`` touched."""
+        crm = self.crm
+        people: set[str] = set()
+        openings: set[str] = set()
+        for event in events:
+            if event.person_id is not None:
+                people.add(event.person_id)
+            if event.type.startswith("opening."):
+                openings.add(event.subjects.get("opening", ""))
+        now = crm.now()
+        for person_id in people:
+            person = crm.store.get("person", person_id)
+            if person is None:
+                self.engine.remove(person_id)
+                continue
+            rel = crm.store.get("relationship", person_id)
+            self.engine.add(
+                self._profile(
+                    crm._decode(person.data, Person),
+                    crm._decode(rel.data, Relationship) if rel else None,
+                    crm.candidacies(person_id=person_id),
+                    crm.consent_ledger(person_id),
+                    crm.employment(person_id),
+                    now,
+                )
+            )
+        for opening_id in openings:
+            rec = crm.store.get("opening", opening_id)
+            opening = crm._decode(rec.data, Opening) if rec else None
+            if opening is not None and opening.status is OpeningStatus.OPEN:
+                self.engine.add_role(opening)
+            else:
+                self.engine.remove_role(opening_id)
