@@ -1,18 +1,25 @@
 """Matching quality on a relevance set in the onet-eval format, against plain BM25 in the same run.
 
     PYTHONPATH=src python benchmarks/quality.py --data ../shared/data/onet-eval/dev [--ablation]
+        [--embeddings [--embeddings-cache DIR] [--semantic-weight W] [--semantic-sweep W,W,...]]
 
 DIR holds ``candidates.jsonl.gz`` (JSON Resume documents, key ``basics.email``),
 ``openings.jsonl.gz`` (JSON Resume job documents, key ``meta.canonical``) and ``qrels.tsv``
 (``opening``, ``candidate``, ``gain``). Prints a table and ends with one JSON line.
 NDCG@10 uses gains 2^g - 1 and a log2 discount, the ideal DCG from every qrel of the opening; MRR is
 the reciprocal rank of the first gain-3 candidate. Both are averaged over all openings.
+
+``--embeddings`` (needs ``relcrm[embeddings]``) also runs the engine with the optional ``semantic``
+signal (:mod:`relcrm.matching.embeddings`) and, on the same vectors, the dense model alone
+(brute-force cosine of the role text against every candidate). ``--embeddings-cache DIR`` keeps
+the vectors in DIR between runs, keyed by a hash of each text.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import math
 import sys
@@ -183,6 +190,62 @@ def engine_run(
     return ranked, build, latencies
 
 
+# -------------------------------------------------------------------------------- embeddings
+
+
+class DiskCachedEncoder:
+    """Wraps an encoder with a cache of vectors on disk (``DIR/<name>.npz``), keyed by a hash of
+    each text: the benchmark's own, not the package's."""
+
+    def __init__(self, inner: Any, directory: Path | None, name: str = "all-MiniLM-L6-v2") -> None:
+        self.inner = inner
+        self.path = directory / f"{name}.npz" if directory is not None else None
+        self.cache: dict[str, np.ndarray[Any, Any]] = {}
+        self.misses = 0
+        if self.path is not None and self.path.exists():
+            with np.load(self.path) as saved:
+                self.cache = dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray[Any, Any]:
+        keys = [self._key(t) for t in texts]
+        todo = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self.cache}.items()
+        )
+        if todo:
+            vectors = np.asarray(self.inner.encode([t for _, t in todo]), dtype=np.float32)
+            self.cache.update(zip([k for k, _ in todo], vectors, strict=True))
+            self.misses += len(todo)
+        return np.stack([self.cache[k] for k in keys])
+
+    def save(self) -> None:
+        if self.path is None or not self.misses:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = sorted(self.cache)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(keys), vectors=np.stack([self.cache[k] for k in keys]))
+        tmp.replace(self.path)
+
+
+def dense_run(
+    signal: Any, people: Sequence[Person], openings: Sequence[Opening], depth: int = 100
+) -> dict[str, list[str]]:
+    """The dense model alone: cosine of the role vector against every candidate's vector."""
+    matrix = np.stack([signal.vector(p.id) for p in people])
+    ranked = {}
+    for o in openings:
+        query = signal.role_vector(RoleProfile.from_opening(o))
+        s = matrix @ query
+        top = np.argpartition(-s, depth)[:depth]
+        top = top[np.argsort(-s[top], kind="stable")]
+        ranked[o.id] = [people[i].id for i in top.tolist()]
+    return ranked
+
+
 def _with_profile_constants(**values: float) -> Callable[[], None]:
     """Temporarily change the profile field weights (ablation only); returns the undo."""
     old = {k: getattr(_profiles, k) for k in values}
@@ -209,6 +272,23 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--openings", type=int, default=None, help="evaluate a subset")
     parser.add_argument("--ablation", action="store_true", help="also run the ablation table")
+    parser.add_argument(
+        "--embeddings",
+        action="store_true",
+        help="also run the engine with the semantic signal and the dense model alone",
+    )
+    parser.add_argument(
+        "--embeddings-cache", type=Path, default=None, help="keep the vectors in this directory"
+    )
+    parser.add_argument(
+        "--semantic-weight", type=float, default=None, help="weight of the semantic signal"
+    )
+    parser.add_argument(
+        "--semantic-sweep",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[],
+        help="also list these semantic weights in the table (comma-separated)",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
 
     t0 = time.perf_counter()
@@ -233,6 +313,42 @@ def main(argv: Iterable[str] | None = None) -> int:
     ndcg, mrr = score_run(run, qrels)
     rows.append(("relcrm MatchEngine (defaults)", ndcg, mrr))
 
+    extra: dict[str, Any] = {}
+    if args.embeddings:
+        from relcrm.matching.embeddings import EmbeddingSignal, MiniLMEncoder
+
+        encoder = DiskCachedEncoder(MiniLMEncoder(), args.embeddings_cache)
+        signal = EmbeddingSignal(encoder)
+        weight = signal.weight if args.semantic_weight is None else args.semantic_weight
+        t = time.perf_counter()
+        signal.ingest(people)
+        for o in openings:
+            signal.role_vector(RoleProfile.from_opening(o))
+        embed_s = time.perf_counter() - t
+        encoder.save()
+        dense = score_run(dense_run(signal, people, openings), qrels)
+        rows.append(("dense all-MiniLM-L6-v2 alone (all candidates)", *dense))
+        for w in args.semantic_sweep:
+            swept, _, _ = engine_run(people, openings, signals=[signal], weights={"semantic": w})
+            rows.append((f"engine + semantic, weight {w:g}", *score_run(swept, qrels)))
+        run_e, _, lat_e = engine_run(
+            people, openings, signals=[signal], weights={"semantic": weight}
+        )
+        emb = score_run(run_e, qrels)
+        rows.append((f"relcrm MatchEngine + semantic (weight {weight:g})", *emb))
+        lat_ms = np.array(lat_e) * 1000
+        extra = {
+            "dense_ndcg10": round(dense[0], 4),
+            "dense_mrr": round(dense[1], 4),
+            "embeddings_ndcg10": round(emb[0], 4),
+            "embeddings_mrr": round(emb[1], 4),
+            "semantic_weight": weight,
+            "embed_s": round(embed_s, 2),
+            "encoded": encoder.misses,
+            "embeddings_p50_ms": round(float(np.percentile(lat_ms, 50)), 2),
+            "embeddings_p95_ms": round(float(np.percentile(lat_ms, 95)), 2),
+        }
+
     width = max(len(r[0]) for r in rows)
     print(f"{'system':<{width}}  NDCG@10     MRR")
     for name, n, m in rows:
@@ -253,6 +369,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                 "bm25_s": round(bm25_s, 2),
                 "p50_ms": round(float(np.percentile(lat, 50)), 2),
                 "p95_ms": round(float(np.percentile(lat, 95)), 2),
+                **extra,
             }
         )
     )
