@@ -287,3 +287,13 @@ def test_no_demographic_input() -> None:
     assert not {"gender", "age", "ethnicity", "birth_date"} & {
         f.name for f in attrs.fields(CandidateProfile)
     }
+
+
+def test_removing_the_only_holder_of_a_skill_equals_rebuild() -> None:
+    # A skill nobody live has any more must weigh what it weighs in a rebuild (where it is
+    # unknown), not the idf of a term with no documents.
+    pool = [profile(p) for p in POOL]
+    extra = profile(person("zed", "Workflow Engineer", ["Ran Airflow DAGs."], skills=("airflow",)))
+    inc = engine([*pool, extra])
+    assert inc.remove("zed")
+    assert _ranking(inc, ROLE) == pytest.approx(_ranking(engine(pool), ROLE), rel=1e-6)

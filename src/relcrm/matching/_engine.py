@@ -7,6 +7,7 @@ from the store and keeps it current from committed events (:meth:`MatchEngine.ad
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -168,6 +169,11 @@ class MatchEngine:
         self._consents: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
         self._in_process: dict[str, set[int]] = {}
         self._dead = 0
+        self._live = np.zeros(0, dtype=bool)
+        # bumped on every change; keys the per-purpose filter cache and the skill queries
+        self._version = 0
+        self._static: dict[str | None, tuple[int, Any]] = {}
+        self._skill_queries: dict[tuple[str, ...], tuple[int, dict[str, float]]] = {}
 
     # ------------------------------------------------------------------------------- candidates
 
@@ -180,8 +186,18 @@ class MatchEngine:
     def index(self, candidates: Iterable[CandidateProfile | Person]) -> None:
         """Replace the index with ``candidates``."""
         self._reset()
-        for c in candidates:
-            self.add(c)
+        # Bulk loading allocates millions of small objects that all survive: the cyclic
+        # collector would rescan them over and over for nothing.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for c in candidates:
+                self.add(c)
+            for ix in (self._text, self._titles, self._skills):
+                ix.flush()  # one segment per field
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def _code(self, key: str) -> int:
         return self._codes.setdefault(key, len(self._codes) + 1)
@@ -224,8 +240,16 @@ class MatchEngine:
         )
         self.remove(p.person_id)
         row = len(self._profiles)
-        self._profiles.append(p)
+        # The weighted terms are most of a profile's memory and live in the text index already:
+        # keep the profile without them, :class:`_Rows` puts them back when a profile is read.
+        self._profiles.append(attrs.evolve(p, terms=()) if p.terms else p)
         self._row_of[p.person_id] = row
+        self._version += 1
+        if len(self._live) <= row:
+            grown = np.zeros(max(row + 1, 2 * len(self._live), 64), dtype=bool)
+            grown[: len(self._live)] = self._live
+            self._live = grown
+        self._live[row] = True
         self._text.add(row, dict(p.terms))
         self._titles.add(row, dict.fromkeys(p.titles, 1.0))
         self._skills.add(row, dict.fromkeys(p.skills, 1.0))
@@ -248,6 +272,8 @@ class MatchEngine:
             return False
         p = self._profiles[row]
         self._profiles[row] = None
+        self._live[row] = False
+        self._version += 1
         self._text.remove(row)
         self._titles.remove(row)
         self._skills.remove(row)
@@ -271,6 +297,8 @@ class MatchEngine:
         for ix in (self._text, self._titles, self._skills):
             ix.compact(row_map)
         self._profiles = [self._profiles[r] for r in alive]
+        self._live = np.ones(len(alive), dtype=bool)
+        self._version += 1
         self._row_of = {p.person_id: i for i, p in enumerate(self._profiles) if p is not None}
         src = np.array(alive, dtype=np.int64)
         self._cols = {k: v[src] for k, v in self._cols.items()}
@@ -310,6 +338,66 @@ class MatchEngine:
         masks["in_process"] = busy
         return masks
 
+    def _static_filters(self, purpose: str | None, rows: int) -> Any:
+        """What does not depend on the time or the role, cached per purpose until a change: the
+        rows passing ``do_not_contact``, ``no_consent`` and ``not_looking``, the counts held back
+        by each, and the rows the time-dependent filters may still hold back."""
+        cached = self._static.get(purpose)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        avail = self._cols["avail_code"][:rows]
+        eligible = self._live[:rows].copy()
+        counts: dict[str, int] = {}
+        static = [
+            ("do_not_contact", avail == _AVAIL_CODE[Availability.DO_NOT_CONTACT]),
+            ("not_looking", avail == _AVAIL_CODE[Availability.NOT_LOOKING]),
+        ]
+        if purpose is not None:
+            granted = np.zeros(rows, dtype=bool)
+            arr = self._consents.get(purpose)
+            if arr is not None:
+                granted[: min(rows, len(arr))] = arr[:rows]
+            static.insert(1, ("no_consent", ~granted))
+        for reason, m in static:
+            hit = eligible & m
+            n = int(np.count_nonzero(hit))
+            if n:
+                counts[reason] = n
+            eligible &= ~m
+        not_now = np.flatnonzero(eligible & (avail == _AVAIL_CODE[Availability.NOT_NOW]))
+        hired = np.flatnonzero(eligible & ~np.isnan(self._cols["hired_at"][:rows]))
+        value = (eligible, counts, not_now, hired)
+        self._static[purpose] = (self._version, value)
+        return value
+
+    def _eligible(
+        self, role_id: str | None, now: datetime, purpose: str | None, rows: int
+    ) -> tuple[np.ndarray[Any, np.dtype[np.bool_]], dict[str, int]]:
+        """Rows passing every hard filter, and how many each filter held back (a row counts
+        under the first reason of :data:`FILTER_REASONS` that holds it back)."""
+        static, counts, not_now, hired = self._static_filters(purpose, rows)
+        eligible = static.copy()
+        filtered = dict(counts)
+        today = _epoch_days(now)
+        waiting = not_now[~(self._cols["check_back"][not_now] <= today)]
+        busy_rows = self._in_process.get(role_id, set()) if role_id is not None else set()
+        busy = np.fromiter(busy_rows, dtype=np.int64, count=len(busy_rows))
+        busy = busy[busy < rows]
+        recent = hired[(today - self._cols["hired_at"][hired]) < self.recently_hired_days]
+        for reason, held in (
+            ("check_back_later", waiting),
+            ("in_process", busy),
+            ("recently_hired", recent),
+        ):
+            if len(held) == 0:
+                continue
+            still = held[eligible[held]]
+            if len(still):
+                filtered[reason] = len(still)
+                eligible[still] = False
+        ordered = {r: filtered[r] for r in FILTER_REASONS if r in filtered}
+        return eligible, ordered
+
     # ---------------------------------------------------------------------------------- ranking
 
     def _feedback(self, query: dict[str, float], scores: FloatArray) -> dict[str, float]:
@@ -348,6 +436,25 @@ class MatchEngine:
                 q.setdefault(r, 0.5 * q[k])
         return q
 
+    def _skill_coverage_sparse(
+        self, skills: Sequence[str], rows: int
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], FloatArray]:
+        """:meth:`_skill_coverage` of the rows covering at least one skill: ``(rows, values)``."""
+        if not skills:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        key = tuple(skills)
+        cached = self._skill_queries.get(key)
+        if cached is None or cached[0] != self._version:
+            if len(self._skill_queries) > 1024:
+                self._skill_queries.clear()
+            cached = self._skill_queries[key] = (self._version, self._skill_query(skills))
+        q = cached[1]
+        from ._skills import skill_key
+
+        total = sum(q[skill_key(s)] for s in skills) or 1.0
+        at, sums = self._skills.coverage_sparse(q, rows)
+        return at, np.minimum(sums / total, 1.0)
+
     def _skill_coverage(self, skills: Sequence[str], rows: int) -> FloatArray:
         if not skills:
             return np.zeros(rows)
@@ -376,37 +483,26 @@ class MatchEngine:
         rows = len(self._profiles)
         if rows == 0 or not self._row_of:
             return MatchResults(matches=(), filtered={})
-        live = np.zeros(rows, dtype=bool)
-        live[list(self._row_of.values())] = True
-        masks = self._filter_masks(role.id, now, purpose, rows)
-        eligible = live.copy()
-        filtered: dict[str, int] = {}
-        for reason in FILTER_REASONS:
-            m = masks.get(reason)
-            if m is None:
-                continue
-            hit = eligible & m
-            if hit.any():
-                filtered[reason] = int(hit.sum())
-            eligible &= ~m
+        eligible, filtered = self._eligible(role.id, now, purpose, rows)
 
         query = role.terms()
-        text = self._text.scores(query, rows).astype(np.float64)
+        text = self._text.scores(query, rows)
         if self.feedback_docs > 0:
-            text = self._text.scores(self._feedback(query, text * eligible), rows).astype(
-                np.float64
+            text = self._text.scores(
+                self._feedback(query, text.astype(np.float64) * eligible), rows
             )
         role_titles = role.titles
-        overlap = self._titles.coverage(dict.fromkeys(role_titles, 1.0), rows).astype(np.float64)
-        tlen = np.maximum(
-            self._titles.lengths(np.arange(rows, dtype=np.int32)).astype(np.float64), 1.0
-        )
-        title = overlap / np.sqrt(tlen * max(len(role_titles), 1))
-        req = self._skill_coverage(role.required_skills, rows)
-        nice = self._skill_coverage(role.nice_to_have_skills, rows)
+        t_rows, overlap = self._titles.coverage_sparse(dict.fromkeys(role_titles, 1.0), rows)
+        tlen = np.maximum(self._titles.lengths(t_rows).astype(np.float64), 1.0)
+        title = (t_rows, overlap / np.sqrt(tlen * max(len(role_titles), 1)))
+        req = self._skill_coverage_sparse(role.required_skills, rows)
+        nice = self._skill_coverage_sparse(role.nice_to_have_skills, rows)
 
         # First stage: text, title and skills; everyone else scores too low to be shown.
-        stage1 = (text / (text.max() or 1.0) + title + req + nice) * eligible
+        stage1 = text * np.float32(1.0 / (float(text.max()) or 1.0))
+        for at, values in (title, req, nice):
+            stage1[at] += values.astype(np.float32)
+        stage1 *= eligible[:rows]
         pool = np.flatnonzero(stage1 > 0)
         if consent is not None:
             keep = np.array([consent(self._pid(r)) for r in pool.tolist()], dtype=bool)
@@ -417,14 +513,14 @@ class MatchEngine:
             pool = pool[np.argpartition(-stage1[pool], self.shortlist - 1)[: self.shortlist]]
         if len(pool) == 0:
             return MatchResults(matches=(), filtered=filtered, considered=0)
-        t = text[pool]
+        t = text[pool].astype(np.float64)
         features = {
             "text": t / (t.max() or 1.0),
-            "title": np.clip(title[pool], 0.0, 1.0),
-            "required_skills": req[pool],
-            "nice_to_have_skills": nice[pool],
+            "title": np.clip(_at(title, pool), 0.0, 1.0),
+            "required_skills": _at(req, pool),
+            "nice_to_have_skills": _at(nice, pool),
         }
-        profiles = _Rows(self._profiles, pool)
+        profiles = _Rows(self._profiles, pool, self._text)
         batch = MatchBatch(
             role=role,
             profiles=profiles,
@@ -469,6 +565,7 @@ class MatchEngine:
         top = np.argpartition(-score, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.lexsort((top, -score[top]))]
         out = []
+        query = batch.role.terms()
         for i in top.tolist():
             contributions = tuple(
                 Contribution(
@@ -479,12 +576,16 @@ class MatchEngine:
                 )
                 for s, v in values
             )
-            explanation = self._explain(batch, i, contributions)
+            explanation = self._explain(batch, i, contributions, query)
             out.append(Match(person_of(i), role_of(i), explanation.score, explanation))
         return tuple(out)
 
     def _explain(
-        self, batch: MatchBatch, i: int, contributions: tuple[Contribution, ...]
+        self,
+        batch: MatchBatch,
+        i: int,
+        contributions: tuple[Contribution, ...],
+        query: Mapping[str, float],
     ) -> Explanation:
         from ._skills import skill_key
 
@@ -505,7 +606,6 @@ class MatchEngine:
                 )
             else:
                 missing.append(skill)
-        query = batch.role.terms()
         shared = sorted((t for t, _ in p.terms if t in query), key=lambda t: -query[t])
         return Explanation(
             contributions=contributions,
@@ -603,12 +703,31 @@ def _const(value: str) -> Callable[[int], str]:
     return lambda _: value
 
 
+def _at(
+    sparse: tuple[np.ndarray[Any, np.dtype[np.int64]], FloatArray], rows: np.ndarray[Any, Any]
+) -> FloatArray:
+    """The values of a sparse ``(sorted rows, values)`` vector at ``rows`` (0 where absent)."""
+    at, values = sparse
+    out = np.zeros(len(rows))
+    if len(at):
+        i = np.minimum(np.searchsorted(at, rows), len(at) - 1)
+        hit = at[i] == rows
+        out[hit] = values[i[hit]]
+    return out
+
+
 class _Rows(Sequence[CandidateProfile]):
     """The profiles of a batch, looked up lazily by row."""
 
-    def __init__(self, profiles: list[CandidateProfile | None], rows: np.ndarray[Any, Any]):
+    def __init__(
+        self,
+        profiles: list[CandidateProfile | None],
+        rows: np.ndarray[Any, Any],
+        text: TextIndex,
+    ):
         self._profiles = profiles
         self._rows = rows
+        self._text = text
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -616,6 +735,13 @@ class _Rows(Sequence[CandidateProfile]):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        p = self._profiles[int(self._rows[i])]
+        row = int(self._rows[i])
+        p = self._profiles[row]
         assert p is not None
+        if not p.terms:
+            ids, tf = self._text.vector(row)
+            if len(ids):
+                words = self._text.terms
+                terms = tuple(zip([words[t] for t in ids.tolist()], tf.tolist(), strict=True))
+                p = attrs.evolve(p, terms=terms)
         return p

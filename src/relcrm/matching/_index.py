@@ -25,7 +25,18 @@ IntArray = np.ndarray[Any, np.dtype[np.int32]]
 class _Segment:
     """Immutable postings for a batch of rows."""
 
-    __slots__ = ("doc_indptr", "doc_terms", "doc_tf", "rows", "t_indptr", "t_rows", "t_tf", "terms")
+    __slots__ = (
+        "bm25",
+        "doc_indptr",
+        "doc_terms",
+        "doc_tf",
+        "lookup",
+        "rows",
+        "t_indptr",
+        "t_rows",
+        "t_tf",
+        "terms",
+    )
 
     def __init__(
         self, rows: IntArray, doc_indptr: IntArray, doc_terms: IntArray, doc_tf: FloatArray
@@ -41,13 +52,36 @@ class _Segment:
         self.t_indptr = np.append(starts, len(sorted_terms)).astype(np.int32)
         self.t_rows = owner[order].astype(np.int32)
         self.t_tf = doc_tf[order]
+        # term id -> position in ``terms`` (-1: absent), so a lookup is one index, not a search
+        self.lookup = np.full(int(self.terms[-1]) + 1 if len(self.terms) else 0, -1, np.int32)
+        self.lookup[self.terms] = np.arange(len(self.terms), dtype=np.int32)
+        # (k1, b, avgdl) -> the BM25 term-frequency part of every posting, in term order
+        self.bm25: tuple[tuple[float, float, float], FloatArray] | None = None
+
+    def span(self, term: int) -> tuple[int, int]:
+        """Where the postings of ``term`` are in ``t_rows``/``t_tf`` (empty: ``a == b``)."""
+        if term >= len(self.lookup):
+            return 0, 0
+        i = int(self.lookup[term])
+        if i < 0:
+            return 0, 0
+        return int(self.t_indptr[i]), int(self.t_indptr[i + 1])
 
     def postings(self, term: int) -> tuple[IntArray, FloatArray] | None:
-        i = int(np.searchsorted(self.terms, term))
-        if i >= len(self.terms) or self.terms[i] != term:
+        a, b = self.span(term)
+        if a == b:
             return None
-        a, b = self.t_indptr[i], self.t_indptr[i + 1]
         return self.t_rows[a:b], self.t_tf[a:b]
+
+    def weights(self, k1: float, b: float, avgdl: float, length: FloatArray) -> FloatArray:
+        """``tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl))`` of every posting, cached
+        until the average length changes (a row's length never changes within a segment)."""
+        key = (k1, b, avgdl)
+        if self.bm25 is None or self.bm25[0] != key:
+            tf = self.t_tf
+            norm = (k1 * (1.0 - b)) + (k1 * b / avgdl) * length[self.t_rows]
+            self.bm25 = key, (tf * np.float32(k1 + 1.0) / (tf + norm)).astype(np.float32)
+        return self.bm25[1]
 
 
 class TextIndex:
@@ -96,10 +130,19 @@ class TextIndex:
         """Index ``row`` with weighted term frequencies (replaces a live row of that number)."""
         if row < len(self._live) and self._live[row]:
             self.remove(row)
-        ids = np.fromiter((self.term_id(t, create=True) for t in counts), np.int32, len(counts))
-        tf = np.fromiter(counts.values(), np.float32, len(counts))
-        keep = tf > 0
-        ids, tf = ids[keep], tf[keep]
+        vocab, terms = self.vocab, self.terms
+        id_list: list[int] = []
+        tf_list: list[float] = []
+        for term, x in counts.items():
+            if x > 0:
+                t = vocab.get(term)
+                if t is None:
+                    t = vocab[term] = len(terms)
+                    terms.append(term)
+                id_list.append(t)
+                tf_list.append(x)
+        ids = np.array(id_list, dtype=np.int32)
+        tf = np.array(tf_list, dtype=np.float32)
         if len(self._df) < len(self.terms):
             df = np.zeros(max(len(self.terms), 2 * len(self._df)), dtype=np.float64)
             df[: len(self._df)] = self._df
@@ -126,6 +169,10 @@ class TextIndex:
         if self._seg_of[row] == -1:
             self._pending = [p for p in self._pending if p[0] != row]
         return True
+
+    def flush(self) -> None:
+        """Turn the buffered rows into a segment now (queries do it on demand)."""
+        self._flush()
 
     def _flush(self) -> None:
         if not self._pending:
@@ -218,40 +265,62 @@ class TextIndex:
             return out
         avgdl = max(self._total_length / self._n_live, 1e-9)
         idf = self.idf(ids)
-        k1, b = self.k1, self.b
-        for t, w, i in zip(ids.tolist(), weights.tolist(), idf.tolist(), strict=True):
-            if i <= 0:
-                continue
-            for seg in self._segments:
-                hit = seg.postings(t)
-                if hit is None:
+        for seg in self._segments:
+            bm25 = seg.weights(self.k1, self.b, avgdl, self._length)
+            for t, w, i in zip(ids.tolist(), weights.tolist(), idf.tolist(), strict=True):
+                if i <= 0:
                     continue
-                r, tf = hit
-                norm = k1 * (1.0 - b + b * self._length[r] / avgdl)
-                out[r] += np.float32(w * i) * tf * (k1 + 1.0) / (tf + norm)
+                a, b = seg.span(t)
+                if a < b:
+                    out[seg.t_rows[a:b]] += np.float32(w * i) * bm25[a:b]
         out[: min(rows, len(self._live))] *= self._live[:rows]
         return out
 
-    def coverage(self, query: Mapping[str, float], rows: int) -> FloatArray:
-        """For every row ``< rows``, the sum of the query weights of the terms it contains."""
+    def coverage_sparse(
+        self, query: Mapping[str, float], rows: int
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.float64]]]:
+        """:meth:`coverage` of the live rows ``< rows`` that contain a query term: ``(rows,
+        sums)``, rows ascending. Costs what the postings cost, not what the rows do."""
         self._flush()
-        out = np.zeros(rows, dtype=np.float32)
         ids, weights = self.query_vector(query)
+        hits: list[IntArray] = []
+        amounts: list[np.ndarray[Any, np.dtype[np.float64]]] = []
         for t, w in zip(ids.tolist(), weights.tolist(), strict=True):
             for seg in self._segments:
-                hit = seg.postings(t)
-                if hit is not None:
-                    out[hit[0]] += np.float32(w)
-        out[: min(rows, len(self._live))] *= self._live[:rows]
+                a, b = seg.span(t)
+                if a < b:
+                    hits.append(seg.t_rows[a:b])
+                    amounts.append(np.full(b - a, w))
+        if not hits:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        at = np.concatenate(hits)
+        keep = at < min(rows, len(self._live))
+        keep[keep] = self._live[at[keep]]
+        found, where = np.unique(at[keep], return_inverse=True)
+        sums: np.ndarray[Any, np.dtype[np.float64]] = np.bincount(
+            where.ravel(), np.concatenate(amounts)[keep], minlength=len(found)
+        ).astype(np.float64)
+        return found.astype(np.int64), sums
+
+    def coverage(
+        self, query: Mapping[str, float], rows: int
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """For every row ``< rows``, the sum of the query weights of the terms it contains."""
+        out = np.zeros(rows)
+        found, sums = self.coverage_sparse(query, rows)
+        out[found] = sums
         return out
 
-    def lengths(self, rows: IntArray) -> FloatArray:
+    def lengths(self, rows: np.ndarray[Any, np.dtype[np.integer[Any]]]) -> FloatArray:
         """Weighted lengths of ``rows``."""
-        return self._length[rows]
+        out: FloatArray = self._length[rows]
+        return out
 
     def term_idf(self, terms: Mapping[str, float] | list[str]) -> dict[str, float]:
-        """Inverse document frequency of each known term (unknown terms are left out)."""
-        known = [t for t in terms if t in self.vocab]
+        """Inverse document frequency of each known term (unknown terms are left out, and so are
+        terms no live row has any more, as a rebuild would not know them)."""
+        vocab, df = self.vocab, self._df
+        known = [t for t in terms if t in vocab and vocab[t] < len(df) and df[vocab[t]] > 0]
         ids = np.array([self.vocab[t] for t in known], dtype=np.int32)
         return dict(zip(known, self.idf(ids).tolist(), strict=True))
 

@@ -55,6 +55,7 @@ def skill_key(skill: str) -> str:
     return text
 
 
+@cache
 def display(key: str) -> str:
     """A readable label for a skill key (the taxonomy's preferred label when it has one)."""
     tax = taxonomy()
@@ -101,6 +102,7 @@ def canonical_skills(skills: Iterable[str], *, text: str = "") -> tuple[tuple[st
     return tuple(keys.items())
 
 
+@cache
 def related(key: str) -> tuple[str, ...]:
     """Keys of skills related to ``key`` in the taxonomy hierarchy (empty without taxonomy)."""
     fn = getattr(taxonomy(), "related", None)

@@ -232,13 +232,16 @@ _Alias = tuple[str, str, str]
 class _Index:
     """Everything the queries need, built once per taxonomy."""
 
-    __slots__ = ("_fuzzy", "aliases", "first", "groups", "members", "skills")
+    __slots__ = ("_fuzzy", "aliases", "first", "groups", "members", "prefixes", "skills")
 
     def __init__(self, skills: dict[str, Skill], groups: dict[str, SkillGroup]) -> None:
         self.skills = skills
         self.groups = groups
         self.aliases: dict[str, _Alias] = {}
         self.first: dict[str, int] = {}
+        # Every proper word prefix of a multi-word alias key ("machine" and "machine learning"
+        # for "machine learning engineer"): extraction stops growing a run that is in none.
+        self.prefixes: set[str] = set()
         self.members: dict[str, list[str]] | None = None
         self._fuzzy: tuple[list[str], list[int], dict[str, list[int]]] | None = None
         aliases, first = self.aliases, self.first
@@ -257,6 +260,8 @@ class _Index:
                         head = _singular(key.partition(" ")[0])
                         if first.get(head, 0) < size:
                             first[head] = size
+                        if size > 1:
+                            self.prefixes.update(_proper_prefixes(key))
 
     @classmethod
     def merge(cls, parts: list[_Index]) -> _Index:
@@ -268,6 +273,7 @@ class _Index:
             merged.aliases.update(part.aliases)
             for head, n in part.first.items():
                 merged.first[head] = max(n, merged.first.get(head, 0))
+            merged.prefixes.update(part.prefixes)
         return merged
 
     def group_members(self) -> dict[str, list[str]]:
@@ -289,6 +295,23 @@ class _Index:
                     postings.setdefault(gram, []).append(n)
             self._fuzzy = (keys, [len(k) for k in keys], postings)
         return self._fuzzy
+
+
+def _proper_prefixes(key: str) -> list[str]:
+    words = key.split(" ")
+    return [" ".join(words[:j]) for j in range(1, len(words))]
+
+
+_SINGULAR: dict[str, str] = {}
+
+
+def _singular_cached(token: str) -> str:
+    found = _SINGULAR.get(token)
+    if found is None:
+        found = _singular(token)
+        if len(_SINGULAR) < 200_000:
+            _SINGULAR[token] = found
+    return found
 
 
 def _rule(key: str, name: str, skill: Skill, synonym: bool) -> str:
@@ -494,12 +517,13 @@ class SkillTaxonomy:
         one-word skills ("communication", "English") are left to :meth:`normalise`.
         """
         index = self._idx()
-        aliases, first, skills = index.aliases, index.first, index.skills
+        aliases, first, skills, prefixes = index.aliases, index.first, index.skills, index.prefixes
         matches = list(_TOKEN.finditer(text))
         if not matches:
             return []
         words = [m.group().lower() for m in matches]
-        heads = [_singular(w) for w in words]
+        singular = _SINGULAR.get
+        heads = [singular(w) or _singular_cached(w) for w in words]
         found: list[SkillMention] = []
         n, i = len(words), 0
         while i < n:
@@ -507,25 +531,32 @@ class SkillTaxonomy:
             if longest is None:
                 i += 1
                 continue
-            step = 1
-            for size in range(min(longest, n - i), 0, -1):
+            # Grow the run word by word while it is the start of some alias; keep the longest
+            # run that is an alias allowed in free text.
+            best: tuple[int, _Alias] | None = None
+            run = ""
+            for size in range(1, min(longest, n - i) + 1):
                 end = i + size - 1
-                key = heads[i] if size == 1 else " ".join((*words[i:end], heads[end]))
+                key = heads[i] if size == 1 else run + " " + heads[end]
                 hit = aliases.get(key)
-                if hit is None:
-                    continue
-                skill_id, alias, rule = hit
-                if rule and (rule == "-" or (size == 1 and matches[i].group() != rule)):
-                    continue
-                found.append(
-                    SkillMention(
-                        skill_id, skills[skill_id].label, alias, matches[i].start(),
-                        matches[end].end(),
-                    )
-                )  # fmt: skip
-                step = size
-                break
-            i += step
+                if hit is not None:
+                    rule = hit[2]
+                    if not rule or (rule != "-" and (size > 1 or matches[i].group() == rule)):
+                        best = (size, hit)
+                run = words[i] if size == 1 else run + " " + words[end]
+                if run not in prefixes:
+                    break
+            if best is None:
+                i += 1
+                continue
+            size, (skill_id, alias, _) = best
+            end = i + size - 1
+            found.append(
+                SkillMention(
+                    skill_id, skills[skill_id].label, alias, matches[i].start(), matches[end].end()
+                )
+            )
+            i += size
         return found
 
     def related(self, skill_id: str, *, max_group_size: int = 300) -> set[str]:
