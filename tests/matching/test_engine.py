@@ -299,3 +299,106 @@ def test_removing_the_only_holder_of_a_skill_equals_rebuild() -> None:
     got, want = _ranking(inc, ROLE), _ranking(engine(pool), ROLE)
     assert [pid for pid, _ in got] == [pid for pid, _ in want]
     assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-6)
+
+
+def _index_state(ix: object) -> tuple[dict[int, tuple[list[str], list[float]]], float, list[str]]:
+    from relcrm.matching._index import TextIndex
+
+    assert isinstance(ix, TextIndex)
+    rows = [int(r) for r in range(len(ix._live)) if ix._live[r]]
+    vectors = {}
+    for r in rows:
+        ids, tf = ix.vector(r)
+        order = sorted(range(len(ids)), key=lambda i: ix.terms[int(ids[i])])
+        vectors[r] = ([ix.terms[int(ids[i])] for i in order], [float(tf[i]) for i in order])
+    return vectors, ix.self_score({"data": 1.0, "spark": 2.0}), sorted(ix.term_idf(["data"]))
+
+
+def test_text_index_pending_rows_compaction_and_renumbering_equal_a_rebuild() -> None:
+    import numpy as np
+
+    from relcrm.matching._index import TextIndex
+
+    docs = {r: {"data": 1.0 + r % 3, f"t{r % 5}": 2.0, "spark": float(r % 2)} for r in range(60)}
+    ix = TextIndex(max_segments=2)
+    for r in range(0, 60, 2):  # even rows first, then odd ones: rows out of order
+        ix.add(r, docs[r])
+    ix.flush()
+    assert ix.vector(4)[1].tolist() == [2.0, 2.0]  # from a segment ("spark" 0 is not kept)
+    for r in range(1, 60, 2):
+        ix.add(r, docs[r])
+    assert ix.vector(5)[1].tolist() == [3.0, 2.0, 1.0]  # still buffered
+    assert ix.remove(7)  # a buffered row
+    assert not ix.remove(7)
+    assert ix.remove(8)  # a flushed row
+    ix.add(10, {"data": 9.0})  # replaces a flushed row
+    ix.add(11, {"spark": 4.0})  # replaces a buffered row
+    docs[10], docs[11] = {"data": 9.0}, {"spark": 4.0}
+    del docs[7], docs[8]
+    for _ in range(3):  # more segments than max_segments: merged on the way
+        ix.flush()
+        ix.add(99, {"data": 1.0})
+        ix.flush()
+        assert ix.remove(99)
+    rebuilt = TextIndex()
+    for r in sorted(docs):
+        rebuilt.add(r, docs[r])
+    assert _index_state(ix) == _index_state(rebuilt)
+    q = {"data": 1.0, "spark": 1.0, "t3": 0.5}
+    assert ix.scores(q, 100).tolist() == pytest.approx(rebuilt.scores(q, 100).tolist(), rel=1e-6)
+    # renumbering drops rows and keeps every vector with its row
+    row_map = np.full(100, -1, dtype=np.int32)
+    keep = sorted(docs)[::3]
+    row_map[keep] = np.arange(len(keep), dtype=np.int32)[::-1]  # reversed: out of order again
+    ix.compact(row_map)
+    again = TextIndex()
+    for new in range(len(keep)):
+        again.add(new, docs[keep[len(keep) - 1 - new]])
+    assert ix.size == again.size == len(keep)
+    assert _index_state(ix) == _index_state(again)
+
+
+def test_taxonomy_mentions_agree_with_extract() -> None:
+    from relcrm.matching import taxonomy
+
+    text = (
+        "Machine learning engineer: Python, k8s and Docker; relational databases. Go, go, "
+        "React and react. \n Data analysis and project management"
+    )
+    found = taxonomy.extract(text)
+    assert found
+    assert taxonomy.mentions(text) == [(m.id, m.alias) for m in found]
+    assert taxonomy.mentions("") == []
+    assert taxonomy.mentions("... !!") == []
+
+
+def test_a_signal_reads_whole_profiles_though_the_engine_keeps_them_slim() -> None:
+    seen: dict[str, CandidateProfile] = {}
+
+    class Spy:
+        name = "spy"
+
+        def score(self, batch: object) -> list[float]:
+            for p in batch.profiles:  # type: ignore[attr-defined]
+                seen[p.person_id] = p
+            return [0.0] * len(batch.profiles)  # type: ignore[attr-defined]
+
+    pool = [profile(p) for p in POOL]
+    dup = attrs_evolve(pool[0], person_id="dup", skills=("python", "python", "sql"))
+    e = MatchEngine(signals=[Spy()], weights={"spy": 1.0})
+    e.index([*pool, dup])
+    e.match(ROLE, now=NOW, limit=10)
+    assert seen
+    for want in [*pool, dup]:
+        if want.person_id in seen:
+            got = seen[want.person_id]
+            assert got.titles == want.titles
+            assert got.skills == want.skills
+            assert got.skill_aliases == want.skill_aliases
+            assert dict(got.terms) == pytest.approx(dict(want.terms))  # float32 in the index
+
+
+def attrs_evolve(p: CandidateProfile, **changes: object) -> CandidateProfile:
+    import attrs
+
+    return attrs.evolve(p, **changes)  # type: ignore[arg-type]

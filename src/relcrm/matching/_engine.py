@@ -18,7 +18,7 @@ import numpy as np
 
 from ..model import Availability, Opening, Person
 from ._index import TextIndex
-from ._profiles import CandidateProfile, RoleProfile
+from ._profiles import NO_STRINGS, CandidateProfile, RoleProfile
 from ._signals import (
     AVAILABILITY_VALUE,
     BUILTIN_SIGNALS,
@@ -240,9 +240,17 @@ class MatchEngine:
         )
         self.remove(p.person_id)
         row = len(self._profiles)
-        # The weighted terms are most of a profile's memory and live in the text index already:
-        # keep the profile without them, :class:`_Rows` puts them back when a profile is read.
-        self._profiles.append(attrs.evolve(p, terms=()) if p.terms else p)
+        # The weighted terms, title tokens and skill keys are most of a profile's memory and live
+        # in the indexes already: keep the profile without them, :class:`_Rows` puts them back
+        # when a profile is read (skills only when they have no duplicate, so order is kept).
+        strip: dict[str, Any] = {}
+        if p.terms:
+            strip["terms"] = ()
+        if p.titles:
+            strip["titles"] = NO_STRINGS
+        if p.skills and len(set(p.skills)) == len(p.skills):
+            strip["skills"] = ()
+        self._profiles.append(attrs.evolve(p, **strip) if strip else p)
         self._row_of[p.person_id] = row
         self._version += 1
         if len(self._live) <= row:
@@ -520,7 +528,7 @@ class MatchEngine:
             "required_skills": _at(req, pool),
             "nice_to_have_skills": _at(nice, pool),
         }
-        profiles = _Rows(self._profiles, pool, self._text)
+        profiles = _Rows(self._profiles, pool, self._text, self._titles, self._skills)
         batch = MatchBatch(
             role=role,
             profiles=profiles,
@@ -724,10 +732,14 @@ class _Rows(Sequence[CandidateProfile]):
         profiles: list[CandidateProfile | None],
         rows: np.ndarray[Any, Any],
         text: TextIndex,
+        titles: TextIndex | None = None,
+        skills: TextIndex | None = None,
     ):
         self._profiles = profiles
         self._rows = rows
         self._text = text
+        self._titles = titles
+        self._skills = skills
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -738,10 +750,19 @@ class _Rows(Sequence[CandidateProfile]):
         row = int(self._rows[i])
         p = self._profiles[row]
         assert p is not None
+        restore: dict[str, Any] = {}
         if not p.terms:
             ids, tf = self._text.vector(row)
             if len(ids):
                 words = self._text.terms
                 terms = tuple(zip([words[t] for t in ids.tolist()], tf.tolist(), strict=True))
-                p = attrs.evolve(p, terms=terms)
-        return p
+                restore["terms"] = terms
+        if not p.titles and self._titles is not None:
+            ids, _ = self._titles.vector(row)
+            if len(ids):
+                restore["titles"] = frozenset(self._titles.terms[t] for t in ids.tolist())
+        if not p.skills and self._skills is not None:
+            ids, _ = self._skills.vector(row)
+            if len(ids):
+                restore["skills"] = tuple(self._skills.terms[t] for t in ids.tolist())
+        return attrs.evolve(p, **restore) if restore else p

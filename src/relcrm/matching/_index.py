@@ -11,6 +11,7 @@ merges the segments and drops dead rows, optionally renumbering rows.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,7 +47,10 @@ class _Segment:
         self.doc_terms = doc_terms
         self.doc_tf = doc_tf
         owner = np.repeat(rows, np.diff(doc_indptr))
-        order = np.argsort(doc_terms, kind="stable")
+        # a stable sort of 16-bit keys is a radix sort: use it when the term ids fit
+        small = len(doc_terms) and int(doc_terms.max()) < 2**16 and int(doc_terms.min()) >= 0
+        keys = doc_terms.astype(np.uint16) if small else doc_terms
+        order = np.argsort(keys, kind="stable")
         sorted_terms = doc_terms[order]
         self.terms, starts = np.unique(sorted_terms, return_index=True)
         self.t_indptr = np.append(starts, len(sorted_terms)).astype(np.int32)
@@ -95,7 +99,10 @@ class TextIndex:
         self.terms: list[str] = []
         self._df = np.zeros(0, dtype=np.float64)
         self._segments: list[_Segment] = []
-        self._pending: list[tuple[int, IntArray, FloatArray]] = []
+        # Buffered rows, in order: row -> (term ids, weighted frequencies). Document frequencies
+        # count flushed rows only; every read of them flushes first.
+        # (C int and float arrays: compact, and joined as bytes at the flush)
+        self._pending: dict[int, tuple[array[int], array[float]]] = {}
         # Per row: length, live flag, and where its forward vector lives.
         self._length = np.zeros(0, dtype=np.float32)
         self._live = np.zeros(0, dtype=bool)
@@ -126,48 +133,41 @@ class TextIndex:
             self.terms.append(term)
         return t
 
+    def _new_term(self, term: str) -> int:
+        t = self.vocab[term] = len(self.terms)
+        self.terms.append(term)
+        return t
+
     def add(self, row: int, counts: Mapping[str, float]) -> None:
         """Index ``row`` with weighted term frequencies (replaces a live row of that number)."""
         if row < len(self._live) and self._live[row]:
             self.remove(row)
-        vocab, terms = self.vocab, self.terms
-        id_list: list[int] = []
-        tf_list: list[float] = []
-        for term, x in counts.items():
-            if x > 0:
-                t = vocab.get(term)
-                if t is None:
-                    t = vocab[term] = len(terms)
-                    terms.append(term)
-                id_list.append(t)
-                tf_list.append(x)
-        ids = np.array(id_list, dtype=np.int32)
-        tf = np.array(tf_list, dtype=np.float32)
-        if len(self._df) < len(self.terms):
-            df = np.zeros(max(len(self.terms), 2 * len(self._df)), dtype=np.float64)
-            df[: len(self._df)] = self._df
-            self._df = df
-        self._df[ids] += 1.0
+        if not all(x > 0 for x in counts.values()):  # (also drops NaN)
+            counts = {t: x for t, x in counts.items() if x > 0}
+        get, new = self.vocab.get, self._new_term
+        id_list = [t if (t := get(term)) is not None else new(term) for term in counts]
+        tf_list = list(counts.values())
         self._grow(row + 1)
-        length = float(tf.sum())
-        self._length[row] = length
+        self._length[row] = sum(tf_list)
+        length = float(self._length[row])  # as stored, in float32
         self._live[row] = True
         self._seg_of[row] = -1
         self._total_length += length
         self._n_live += 1
-        self._pending.append((row, ids, tf))
+        self._pending[row] = (array("i", id_list), array("f", tf_list))
 
     def remove(self, row: int) -> bool:
         """Tombstone ``row``; returns False when it was not indexed."""
         if row >= len(self._live) or not self._live[row]:
             return False
-        ids, _ = self.vector(row)
-        self._df[ids] -= 1.0
+        if self._seg_of[row] == -1:
+            self._pending.pop(row, None)  # not counted in the document frequencies yet
+        else:
+            ids, _ = self.vector(row)
+            self._df[ids] -= 1.0
         self._live[row] = False
         self._total_length -= float(self._length[row])
         self._n_live -= 1
-        if self._seg_of[row] == -1:
-            self._pending = [p for p in self._pending if p[0] != row]
         return True
 
     def flush(self) -> None:
@@ -177,13 +177,28 @@ class TextIndex:
     def _flush(self) -> None:
         if not self._pending:
             return
-        rows = np.array([p[0] for p in self._pending], dtype=np.int32)
-        sizes = np.array([len(p[1]) for p in self._pending], dtype=np.int32)
-        indptr = np.zeros(len(rows) + 1, dtype=np.int32)
+        pending = self._pending
+        self._pending = {}
+        n = len(pending)
+        rows = np.fromiter(pending, dtype=np.int32, count=n)
+        sizes = np.fromiter((len(v[0]) for v in pending.values()), dtype=np.int32, count=n)
+        indptr = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(sizes, out=indptr[1:])
-        terms = np.concatenate([p[1] for p in self._pending]).astype(np.int32)
-        tf = np.concatenate([p[2] for p in self._pending]).astype(np.float32)
-        self._pending = []
+        total = int(indptr[-1])
+        values = pending.values()
+        terms = np.frombuffer(b"".join([v[0] for v in values]), dtype=np.int32, count=total)
+        tf = np.frombuffer(b"".join([v[1] for v in values]), dtype=np.float32, count=total)
+        self._append_segment(rows, indptr, terms, tf)
+
+    def _append_segment(
+        self, rows: IntArray, indptr: IntArray, terms: IntArray, tf: FloatArray
+    ) -> None:
+        """Add a segment of rows that are live and in no other segment; counts their terms."""
+        if len(self._df) < len(self.terms):
+            df = np.zeros(max(len(self.terms), 2 * len(self._df)), dtype=np.float64)
+            df[: len(self._df)] = self._df
+            self._df = df
+        self._df[: len(self.terms)] += np.bincount(terms, minlength=len(self.terms))
         self._segments.append(_Segment(rows, indptr, terms, tf))
         seg = len(self._segments) - 1
         self._seg_of[rows] = seg
@@ -194,36 +209,62 @@ class TextIndex:
     def compact(self, row_map: IntArray | None = None) -> None:
         """Merge every segment into one, dropping dead rows; ``row_map[old] -> new`` renumbers
         rows (-1 drops the row)."""
-        live_rows = np.flatnonzero(self._live[: len(self._seg_of)]).astype(np.int32)
-        vectors = [self.vector(int(r)) for r in live_rows]
-        self._pending = []
+        self._flush()
+        size = len(self._seg_of)
+        rows_parts: list[IntArray] = []
+        sizes_parts: list[IntArray] = []
+        terms_parts: list[IntArray] = []
+        tf_parts: list[FloatArray] = []
+        for k, seg in enumerate(self._segments):
+            current = self._live[seg.rows] & (self._seg_of[seg.rows] == k)
+            sizes = np.diff(seg.doc_indptr).astype(np.int32)
+            keep_posting = np.repeat(current, sizes)
+            rows_parts.append(seg.rows[current])
+            sizes_parts.append(sizes[current])
+            terms_parts.append(seg.doc_terms[keep_posting])
+            tf_parts.append(seg.doc_tf[keep_posting])
+        rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, np.int32)
+        sizes = np.concatenate(sizes_parts) if sizes_parts else np.zeros(0, np.int32)
+        terms = np.concatenate(terms_parts) if terms_parts else np.zeros(0, np.int32)
+        tf = np.concatenate(tf_parts) if tf_parts else np.zeros(0, np.float32)
+        length = self._length[rows]
         if row_map is not None:
-            new_rows = row_map[live_rows]
+            new_rows = row_map[rows]
             keep = new_rows >= 0
+            terms = terms[np.repeat(keep, sizes)]
+            tf = tf[np.repeat(keep, sizes)]
+            rows, sizes, length = new_rows[keep].astype(np.int32), sizes[keep], length[keep]
             size = int(new_rows.max()) + 1 if len(new_rows) else 0
-            length = self._length[live_rows]
-            self._length = np.zeros(size, dtype=np.float32)
-            self._live = np.zeros(size, dtype=bool)
-            self._seg_of = np.full(size, -1, dtype=np.int32)
-            self._pos_of = np.full(size, -1, dtype=np.int32)
-            self._length[new_rows[keep]] = length[keep]
-            self._live[new_rows[keep]] = True
-            live_rows = new_rows
-        else:
-            keep = np.ones(len(live_rows), dtype=bool)
+        # rows ascending, as a rebuild adds them
+        order = np.argsort(rows, kind="stable")
+        if not np.array_equal(order, np.arange(len(rows))):
+            starts = np.cumsum(sizes, dtype=np.int64) - sizes  # where each row's terms are
+            moved = sizes[order]
+            to = np.cumsum(moved, dtype=np.int64) - moved  # where they go
+            take = np.arange(int(moved.sum()), dtype=np.int64) + np.repeat(
+                starts[order] - to, moved
+            )
+            rows, sizes, length, terms, tf = (
+                rows[order],
+                sizes[order],
+                length[order],
+                terms[take],
+                tf[take],
+            )
+        self._length = np.zeros(size, dtype=np.float32)
+        self._live = np.zeros(size, dtype=bool)
+        self._seg_of = np.full(size, -1, dtype=np.int32)
+        self._pos_of = np.full(size, -1, dtype=np.int32)
+        self._length[rows] = length
+        self._live[rows] = True
         self._segments = []
-        self._pending = [
-            (int(r), v[0], v[1]) for r, v, k in zip(live_rows, vectors, keep, strict=True) if k
-        ]
         self._df = np.zeros(len(self.terms), dtype=np.float64)
-        for _, ids, _ in self._pending:
-            self._df[ids] += 1.0
-        self._n_live = len(self._pending)
-        self._total_length = float(sum(float(p[2].sum()) for p in self._pending))
-        if self._pending:
-            rows_arr = np.array([p[0] for p in self._pending], dtype=np.int32)
-            self._seg_of[rows_arr] = -1
-            self._flush()
+        self._n_live = len(rows)
+        self._total_length = sum(length.tolist())  # in row order, as a rebuild adds them
+        if len(rows):
+            indptr = np.zeros(len(rows) + 1, dtype=np.int32)
+            np.cumsum(sizes, out=indptr[1:])
+            self._append_segment(rows, indptr, terms.astype(np.int32), tf.astype(np.float32))
 
     # ---------------------------------------------------------------------------------- queries
 
@@ -236,16 +277,17 @@ class TextIndex:
         """The term ids and weighted frequencies of ``row``."""
         seg = int(self._seg_of[row]) if row < len(self._seg_of) else -1
         if seg == -1:
-            for r, ids, tf in reversed(self._pending):
-                if r == row:
-                    return ids, tf
-            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+            found = self._pending.get(row)
+            if found is None:
+                return np.zeros(0, np.int32), np.zeros(0, np.float32)
+            return np.array(found[0], dtype=np.int32), np.array(found[1], dtype=np.float32)
         s = self._segments[seg]
         pos = int(self._pos_of[row])
         a, b = s.doc_indptr[pos], s.doc_indptr[pos + 1]
         return s.doc_terms[a:b], s.doc_tf[a:b]
 
     def idf(self, ids: IntArray) -> np.ndarray[Any, np.dtype[np.float64]]:
+        self._flush()
         n = max(self._n_live, 1)
         df = self._df[ids] if len(self._df) else np.zeros(len(ids))
         return np.log1p((n - df + 0.5) / (df + 0.5))
@@ -283,22 +325,37 @@ class TextIndex:
         sums)``, rows ascending. Costs what the postings cost, not what the rows do."""
         self._flush()
         ids, weights = self.query_vector(query)
-        hits: list[IntArray] = []
-        amounts: list[np.ndarray[Any, np.dtype[np.float64]]] = []
-        for t, w in zip(ids.tolist(), weights.tolist(), strict=True):
-            for seg in self._segments:
-                a, b = seg.span(t)
-                if a < b:
-                    hits.append(seg.t_rows[a:b])
-                    amounts.append(np.full(b - a, w))
-        if not hits:
+        # every (term, segment) posting list, in query term order then segment order
+        spans: list[tuple[int, int, int, int]] = []  # (term position, segment, start, end)
+        for k, seg in enumerate(self._segments):
+            known = ids < len(seg.lookup)
+            at_seg = np.full(len(ids), -1, dtype=np.int32)
+            at_seg[known] = seg.lookup[ids[known]]
+            for q in np.flatnonzero(at_seg >= 0).tolist():
+                i = int(at_seg[q])
+                spans.append((q, k, int(seg.t_indptr[i]), int(seg.t_indptr[i + 1])))
+        spans.sort(key=lambda x: (x[0], x[1]))
+        spans = [x for x in spans if x[2] < x[3]]
+        if not spans:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        at = np.concatenate(hits)
-        keep = at < min(rows, len(self._live))
+        segments = self._segments
+        at = np.concatenate([segments[k].t_rows[a:b] for _, k, a, b in spans])
+        amount = np.repeat(
+            weights.astype(np.float64)[[q for q, _, _, _ in spans]],
+            [b - a for _, _, a, b in spans],
+        )
+        limit = min(rows, len(self._live))
+        keep = at < limit
         keep[keep] = self._live[at[keep]]
-        found, where = np.unique(at[keep], return_inverse=True)
+        if not keep.all():
+            at, amount = at[keep], amount[keep]
+        if len(at) * 16 > limit:  # many hits: count densely rather than sort them
+            dense = np.bincount(at, amount, minlength=limit)
+            found = np.flatnonzero(np.bincount(at, minlength=limit))
+            return found.astype(np.int64), dense[found].astype(np.float64)
+        found, where = np.unique(at, return_inverse=True)
         sums: np.ndarray[Any, np.dtype[np.float64]] = np.bincount(
-            where.ravel(), np.concatenate(amounts)[keep], minlength=len(found)
+            where.ravel(), amount, minlength=len(found)
         ).astype(np.float64)
         return found.astype(np.int64), sums
 
@@ -319,6 +376,7 @@ class TextIndex:
     def term_idf(self, terms: Mapping[str, float] | list[str]) -> dict[str, float]:
         """Inverse document frequency of each known term (unknown terms are left out, and so are
         terms no live row has any more, as a rebuild would not know them)."""
+        self._flush()
         vocab, df = self.vocab, self._df
         known = [t for t in terms if t in vocab and vocab[t] < len(df) and df[vocab[t]] > 0]
         ids = np.array([self.vocab[t] for t in known], dtype=np.int32)
@@ -326,6 +384,7 @@ class TextIndex:
 
     def self_score(self, query: Mapping[str, float]) -> float:
         """The BM25 score a document made of the query itself would get: a per-query scale."""
+        self._flush()
         ids, weights = self.query_vector(query)
         if len(ids) == 0:
             return 0.0

@@ -44,6 +44,12 @@ _SENIORITY_WORDS: tuple[tuple[Seniority, tuple[str, ...]], ...] = (
 _WORD = re.compile(r"[a-z]+")
 
 
+def _union(sets: set[frozenset[str]]) -> frozenset[str]:
+    if len(sets) == 1:
+        return next(iter(sets))
+    return frozenset().union(*sets) if sets else NO_STRINGS
+
+
 def infer_seniority(title: str) -> Seniority | None:
     """A seniority guessed from the words of a title (``"Senior Data Engineer"`` -> senior)."""
     words = set(_WORD.findall(title.casefold()))
@@ -53,9 +59,18 @@ def infer_seniority(title: str) -> Seniority | None:
     return None
 
 
+_TITLES: dict[str, frozenset[str]] = {}
+
+
 def title_tokens(title: str) -> frozenset[str]:
-    """The normalised (stemmed, stopword-free) tokens of a title, compared as a set."""
-    return frozenset(analyse(title))
+    """The normalised (stemmed, stopword-free) tokens of a title, compared as a set (memoised:
+    titles repeat, and equal sets are then one object)."""
+    found = _TITLES.get(title)
+    if found is None:
+        found = frozenset(analyse(title))
+        if len(_TITLES) < 200_000:
+            _TITLES[title] = found
+    return found
 
 
 def _add(bag: dict[str, float], text: str | Iterable[str], weight: float) -> None:
@@ -65,8 +80,25 @@ def _add(bag: dict[str, float], text: str | Iterable[str], weight: float) -> Non
         bag[term] = bag.get(term, 0.0) + weight
 
 
+_SETS: dict[frozenset[str], frozenset[str]] = {}
+#: The empty set every empty field shares (an empty frozenset is not a singleton any more).
+NO_STRINGS: frozenset[str] = frozenset()
+
+
 def _frozen(values: Iterable[str]) -> frozenset[str]:
-    return frozenset(values)
+    """A frozenset, one object per distinct small set (consent purposes, openings in process:
+    a few combinations shared by many people)."""
+    found = frozenset(values)
+    if not found:
+        return NO_STRINGS
+    if len(found) > 4:
+        return found
+    shared = _SETS.get(found)
+    if shared is None:
+        if len(_SETS) >= 10_000:
+            return found
+        shared = _SETS[found] = found
+    return shared
 
 
 @attrs.frozen
@@ -95,7 +127,7 @@ class CandidateProfile:
 
     person_id: str
     title: str = ""
-    titles: frozenset[str] = frozenset()
+    titles: frozenset[str] = NO_STRINGS
     terms: tuple[tuple[str, float], ...] = ()
     skills: tuple[str, ...] = ()
     skill_aliases: tuple[tuple[str, str], ...] = ()  # (skill key, what the person wrote)
@@ -137,7 +169,7 @@ class CandidateProfile:
         return cls(
             person_id=person.id,
             title=title,
-            titles=frozenset().union(*(title_tokens(t) for t in titles)),
+            titles=_union({title_tokens(t) for t in titles}),
             terms=tuple(bag.items()),
             skills=tuple(k for k, _ in skills),
             skill_aliases=skills,

@@ -73,6 +73,12 @@ def display(key: str) -> str:
 
 def _extract(text: str) -> list[tuple[str, str]]:
     tax = taxonomy()
+    mentions = getattr(tax, "mentions", None)
+    if mentions is not None:
+        try:
+            return list(mentions(text))
+        except Exception:
+            return []
     extract = getattr(tax, "extract", None)
     if extract is None or not text.strip():
         return []
@@ -99,7 +105,14 @@ def canonical_skills(skills: Iterable[str], *, text: str = "") -> tuple[tuple[st
             keys.setdefault(k, s)
     for k, alias in _extract(text):
         keys.setdefault(k, alias)
-    return tuple(keys.items())
+    # the same (key, alias) pairs recur across profiles: share one tuple of each
+    pairs = _PAIRS
+    if len(pairs) < 500_000:
+        return tuple([pairs.setdefault(kv, kv) for kv in keys.items()])
+    return tuple([pairs.get(kv, kv) for kv in keys.items()])
+
+
+_PAIRS: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 @cache

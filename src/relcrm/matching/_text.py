@@ -251,8 +251,25 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.casefold())
 
 
+# token -> its stem, or _STOP for a stopword: what :func:`analyse` does to a token, memoised.
+_STOP = "\x00"
+_analysed: dict[str, str] = dict.fromkeys(STOPWORDS, _STOP)
+
+
+def _analyse_token(token: str) -> str:
+    s = _STOP if token in STOPWORDS else stem(token)
+    if len(_analysed) < 500_000:
+        _analysed[token] = s
+    return s
+
+
 def analyse(text: str | Iterable[str]) -> list[str]:
     """Stemmed tokens without stopwords, in order; the form indexed and queried."""
     if not isinstance(text, str):
         text = " \n ".join(text)
-    return [stem(t) for t in tokens(text) if t not in STOPWORDS]
+    get = _analysed.get
+    return [
+        s
+        for t in _TOKEN.findall(text.casefold())
+        if (s := get(t) or _analyse_token(t)) is not _STOP
+    ]

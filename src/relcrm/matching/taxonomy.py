@@ -44,6 +44,7 @@ __all__ = [
     "extract",
     "label",
     "labels",
+    "mentions",
     "normalise",
     "read_taxonomy_file",
     "related",
@@ -227,12 +228,27 @@ def alias_key(text: str) -> str:
 # (skill id, alias as written in the taxonomy, rule for free text: "" any case, "-" never,
 # anything else: the exact spelling required)
 _Alias = tuple[str, str, str]
+# What extraction knows of a token as written: lower case, singular head, the alias the token
+# is on its own in free text (or None), whether a longer alias may start with it, the most words
+# an alias starting with it has (0: none), whether a mention may start at it at all, and the
+# words that may follow it in a longer alias (see :meth:`_Index.follow`).
+_Word = tuple[str, str, _Alias | None, bool, int, bool, frozenset[str]]
 
 
 class _Index:
     """Everything the queries need, built once per taxonomy."""
 
-    __slots__ = ("_fuzzy", "aliases", "first", "groups", "members", "prefixes", "skills")
+    __slots__ = (
+        "_follow",
+        "_fuzzy",
+        "aliases",
+        "first",
+        "groups",
+        "members",
+        "prefixes",
+        "skills",
+        "words",
+    )
 
     def __init__(self, skills: dict[str, Skill], groups: dict[str, SkillGroup]) -> None:
         self.skills = skills
@@ -244,6 +260,8 @@ class _Index:
         self.prefixes: set[str] = set()
         self.members: dict[str, list[str]] | None = None
         self._fuzzy: tuple[list[str], list[int], dict[str, list[int]]] | None = None
+        self.words: dict[str, _Word] = {}
+        self._follow: dict[str, frozenset[str]] | None = None
         aliases, first = self.aliases, self.first
         ranked: dict[str, int] = {}
         for rank, field in enumerate(("synonyms", "label", "aliases")):
@@ -275,6 +293,36 @@ class _Index:
                 merged.first[head] = max(n, merged.first.get(head, 0))
             merged.prefixes.update(part.prefixes)
         return merged
+
+    def word(self, token: str) -> _Word:
+        """What extraction needs of a token as written (memoised in :attr:`words`)."""
+        low = token.lower()
+        head = _SINGULAR.get(low) or _singular_cached(low)
+        longest = self.first.get(head, 0)
+        single = None
+        if longest:
+            hit = self.aliases.get(head)
+            if hit is not None and (not hit[2] or (hit[2] != "-" and token == hit[2])):
+                single = hit
+        grows = longest > 1 and low in self.prefixes
+        follow = self.follow().get(low, frozenset()) if grows else frozenset()
+        value = (low, head, single, grows, longest, single is not None or grows, follow)
+        if len(self.words) < 500_000:
+            self.words[token] = value
+        return value
+
+    def follow(self) -> dict[str, frozenset[str]]:
+        """First word -> every second word of a multi-word alias allowed in free text or of a
+        longer prefix: a run that goes on with none of them ends at its first word."""
+        if self._follow is None:
+            found: dict[str, set[str]] = {}
+            keys = [k for k, a in self.aliases.items() if a[2] != "-"]
+            for key in chain(keys, self.prefixes):
+                words = key.split(" ", 2)
+                if len(words) > 1:
+                    found.setdefault(words[0], set()).add(words[1])
+            self._follow = {k: frozenset(v) for k, v in found.items()}
+        return self._follow
 
     def group_members(self) -> dict[str, list[str]]:
         if self.members is None:
@@ -516,47 +564,56 @@ class SkillTaxonomy:
         :data:`BARE_WORDS` gives for words that are also ordinary words ("Go", "React"); general
         one-word skills ("communication", "English") are left to :meth:`normalise`.
         """
-        index = self._idx()
-        aliases, first, skills, prefixes = index.aliases, index.first, index.skills, index.prefixes
-        matches = list(_TOKEN.finditer(text))
-        if not matches:
+        runs = self._runs(text)
+        if not runs:
             return []
-        words = [m.group().lower() for m in matches]
-        singular = _SINGULAR.get
-        heads = [singular(w) or _singular_cached(w) for w in words]
-        found: list[SkillMention] = []
-        n, i = len(words), 0
-        while i < n:
-            longest = first.get(heads[i])
-            if longest is None:
-                i += 1
-                continue
-            # Grow the run word by word while it is the start of some alias; keep the longest
-            # run that is an alias allowed in free text.
-            best: tuple[int, _Alias] | None = None
-            run = ""
-            for size in range(1, min(longest, n - i) + 1):
-                end = i + size - 1
-                key = heads[i] if size == 1 else run + " " + heads[end]
-                hit = aliases.get(key)
-                if hit is not None:
-                    rule = hit[2]
-                    if not rule or (rule != "-" and (size > 1 or matches[i].group() == rule)):
-                        best = (size, hit)
-                run = words[i] if size == 1 else run + " " + words[end]
-                if run not in prefixes:
-                    break
-            if best is None:
-                i += 1
-                continue
-            size, (skill_id, alias, _) = best
-            end = i + size - 1
-            found.append(
-                SkillMention(
-                    skill_id, skills[skill_id].label, alias, matches[i].start(), matches[end].end()
-                )
+        skills = self._idx().skills
+        spans = [m.span() for m in _TOKEN.finditer(text)]
+        return [
+            SkillMention(
+                skill_id, skills[skill_id].label, alias, spans[i][0], spans[i + size - 1][1]
             )
-            i += size
+            for i, size, (skill_id, alias, _) in runs
+        ]
+
+    def mentions(self, text: str) -> list[tuple[str, str]]:
+        """``(id, alias)`` of each skill :meth:`extract` finds in ``text``, in order (cheaper: no
+        positions, no labels)."""
+        return [(hit[0], hit[1]) for _, _, hit in self._runs(text)]
+
+    def _runs(self, text: str) -> list[tuple[int, int, _Alias]]:
+        """``(first token, number of tokens, alias)`` of each mention in ``text``."""
+        index = self._idx()
+        aliases, prefixes = index.aliases, index.prefixes
+        raw: list[str] = _TOKEN.findall(text)
+        if not raw:
+            return []
+        # Per distinct token, what it does on its own (see :meth:`_Index.word`); most tokens
+        # repeat, so this is one dictionary lookup per token.
+        known = index.words
+        info = [known.get(w) or index.word(w) for w in raw]
+        found: list[tuple[int, int, _Alias]] = []
+        n, free = len(raw), 0
+        for i in [i for i, x in enumerate(info) if x[5]]:
+            if i < free:
+                continue
+            low, _, single, grows, longest, _, follow = info[i]
+            best = (1, single) if single is not None else None
+            if grows and i + 1 < n and (info[i + 1][0] in follow or info[i + 1][1] in follow):
+                # Grow the run word by word while it is the start of some alias; keep the
+                # longest run that is an alias allowed in free text.
+                run = low
+                for size in range(2, min(longest, n - i) + 1):
+                    nxt = info[i + size - 1]
+                    hit = aliases.get(run + " " + nxt[1])
+                    if hit is not None and hit[2] != "-":
+                        best = (size, hit)
+                    run = run + " " + nxt[0]
+                    if run not in prefixes:
+                        break
+            if best is not None:
+                found.append((i, best[0], best[1]))
+                free = i + best[0]
         return found
 
     def related(self, skill_id: str, *, max_group_size: int = 300) -> set[str]:
@@ -688,6 +745,11 @@ def normalise(text: str) -> NormalisedSkill | None:
 def extract(text: str) -> list[SkillMention]:
     """:meth:`SkillTaxonomy.extract` on the built-in taxonomy."""
     return esco_taxonomy().extract(text)
+
+
+def mentions(text: str) -> list[tuple[str, str]]:
+    """:meth:`SkillTaxonomy.mentions` on the built-in taxonomy."""
+    return esco_taxonomy().mentions(text)
 
 
 def related(skill_id: str) -> set[str]:
