@@ -395,7 +395,13 @@ class CRM:
 
     def _after_commit(self, events: Sequence[Event], rows: Sequence[OutboxRecord]) -> None:
         if self._talent is not None and events:
-            self._talent.refresh(events)  # matchable as soon as the command returns
+            try:
+                self._talent.refresh(events)  # matchable as soon as the command returns
+            except Exception:
+                # The change is committed: never report it as failed (a caller would retry and
+                # write it twice). Drop the index; the next match rebuilds it from the store.
+                log.exception("could not update the match index; it will be rebuilt on next use")
+                self._talent = None
         hook = self.plugin_manager.hook.relcrm_event_committed
         for event in events:
             for plugin, call in call_each(hook, crm=self, event=event):

@@ -8,12 +8,12 @@ environment variable ``RELCRM_DISABLE_PLUGIN_AUTOLOAD`` is set to a non-empty va
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .exceptions import PluginError, RelcrmError
+from .exceptions import PluginError
 
 __all__ = [
     "AUTOLOAD_ENV",
@@ -26,7 +26,6 @@ __all__ = [
 
 AUTOLOAD_ENV = "RELCRM_DISABLE_PLUGIN_AUTOLOAD"
 log = logging.getLogger("relcrm.plugins")
-T = TypeVar("T")
 
 
 def make_plugin_manager(
@@ -165,10 +164,3 @@ def plugin_infos(pm: pluggy.PluginManager) -> list[PluginInfo]:
         dist_name = f"{dist.project_name} {dist.version}" if dist is not None else None
         out.append(PluginInfo(name, hooks, dist_name))
     return sorted(out, key=lambda i: i.name)
-
-
-def reraise_plugin_error(plugin: str, exc: Exception) -> RelcrmError:
-    """The error to raise for an unexpected exception from ``plugin``."""
-    if isinstance(exc, RelcrmError):
-        return exc
-    return PluginError(plugin, f"{type(exc).__name__}: {exc}")

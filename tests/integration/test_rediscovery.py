@@ -139,3 +139,24 @@ def test_openings_for_a_person_uses_the_same_signals(
     assert results.matches[0].role_id == fit.id
     closed = crm.set_opening_status(fit.id, "closed", actor=RITA)
     assert closed.id not in [m.role_id for m in crm.openings_for(person).matches]
+
+
+def test_a_failed_index_update_never_fails_the_committed_command(
+    crm_and_clock: tuple[relcrm.CRM, Clock],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    crm, _ = crm_and_clock
+    opening = crm.add_opening({"title": "Data Engineer"}, actor=RITA)
+    crm.add_person({"name": "Ada", **PROFILE}, actor=RITA)
+    assert len(crm.match(opening.id).matches) == 1  # the index exists now
+
+    def broken(self: object, events: object) -> None:
+        raise RuntimeError("index update failed")
+
+    monkeypatch.setattr(type(crm.talent_index()), "refresh", broken)
+    grace = crm.add_person({"name": "Grace", **PROFILE}, actor=RITA)  # returns normally
+    assert crm.get_person(grace.id).name == "Grace"
+    assert "match index" in caplog.text
+    monkeypatch.undo()
+    assert {m.person_id for m in crm.match(opening.id).matches} >= {grace.id}  # rebuilt
