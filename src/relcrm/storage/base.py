@@ -23,6 +23,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import attrs
 
 __all__ = [
+    "BulkStore",
+    "BulkTransaction",
     "EventRecord",
     "OutboxRecord",
     "OutboxStatus",
@@ -30,6 +32,10 @@ __all__ = [
     "Store",
     "StoreFactory",
     "Transaction",
+    "add_outbox_many",
+    "append_events",
+    "existing_ids",
+    "insert_many",
 ]
 
 JSONMapping = Mapping[str, Any]
@@ -164,6 +170,78 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections. Further use is an error."""
+
+
+@runtime_checkable
+class BulkTransaction(Protocol):
+    """Optional: a transaction that can write many rows at once (bulk import).
+
+    A backend need not offer it: :func:`insert_many`, :func:`append_events` and
+    :func:`add_outbox_many` fall back to the one-row methods of :class:`Transaction`. A backend
+    that does offer it must behave exactly as the fallback does, only faster.
+    """
+
+    def insert_many(self, records: Sequence[Record]) -> None:
+        """Insert new records (each ``version`` must be 1). If any ``(kind, id)`` is already
+        stored or given twice, raise :class:`relcrm.AlreadyExists` naming it; the transaction
+        is then rolled back by its caller, so nothing of the batch stays."""
+
+    def append_events(self, events: Sequence[EventRecord]) -> list[EventRecord]:
+        """Append events in the given order; returns them with their ``seq``."""
+
+    def add_outbox_many(self, rows: Sequence[OutboxRecord]) -> None:
+        """Queue many notifications."""
+
+
+@runtime_checkable
+class BulkStore(Protocol):
+    """Optional: a store that can tell which of many ids it holds in one round trip."""
+
+    def existing_ids(self, kind: str, ids: Sequence[str]) -> set[str]:
+        """The committed ids among ``ids`` for records of ``kind``."""
+
+
+def insert_many(tx: Transaction, records: Sequence[Record]) -> None:
+    """Insert new records through the backend's bulk path, or one :meth:`~Transaction.put` each."""
+    if isinstance(tx, BulkTransaction):
+        tx.insert_many(records)
+        return
+    from relcrm.exceptions import AlreadyExists
+
+    for rec in records:
+        if tx.get(rec.kind, rec.id) is not None:
+            raise AlreadyExists(rec.kind, rec.id)
+        tx.put(
+            rec.kind,
+            rec.id,
+            rec.data,
+            expected_version=0,
+            person_id=rec.person_id,
+            opening_id=rec.opening_id,
+        )
+
+
+def append_events(tx: Transaction, events: Sequence[EventRecord]) -> list[EventRecord]:
+    """Append events through the backend's bulk path, or one at a time."""
+    if isinstance(tx, BulkTransaction):
+        return tx.append_events(events)
+    return [tx.append_event(e) for e in events]
+
+
+def add_outbox_many(tx: Transaction, rows: Sequence[OutboxRecord]) -> None:
+    """Queue notifications through the backend's bulk path, or one at a time."""
+    if isinstance(tx, BulkTransaction):
+        tx.add_outbox_many(rows)
+        return
+    for row in rows:
+        tx.add_outbox(row)
+
+
+def existing_ids(store: Store, kind: str, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` the store holds for ``kind`` (one query where the backend allows)."""
+    if isinstance(store, BulkStore):
+        return store.existing_ids(kind, ids)
+    return {i for i in ids if store.get(kind, i) is not None}
 
 
 class StoreFactory(Protocol):
