@@ -8,6 +8,7 @@ from the store and keeps it current from committed events (:meth:`MatchEngine.ad
 from __future__ import annotations
 
 import gc
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -17,7 +18,8 @@ import attrs
 import numpy as np
 
 from ..model import Availability, Opening, Person
-from ._index import TextIndex
+from ._index import FloatArray as Float32Array
+from ._index import IntArray, TextIndex
 from ._profiles import NO_STRINGS, CandidateProfile, RoleProfile
 from ._signals import (
     AVAILABILITY_VALUE,
@@ -136,6 +138,7 @@ class MatchEngine:
         k1: float = 1.2,
         b: float = 0.75,
         shortlist: int = 1000,
+        budget: int | None = 200_000,
         recently_hired_days: int = 180,
         feedback_docs: int = 0,
         feedback_terms: int = 30,
@@ -147,6 +150,9 @@ class MatchEngine:
             default = DEFAULT_WEIGHTS.get(s.name, float(getattr(s, "weight", 0.1)))
             self.weights[s.name] = float((weights or {}).get(s.name, default))
         self.shortlist = shortlist
+        self.budget = budget
+        self._scratch = np.zeros(0, dtype=np.float32)
+        self._stamp = np.zeros(0, dtype=np.int32)
         self.recently_hired_days = recently_hired_days
         self.feedback_docs = feedback_docs
         self.feedback_terms = feedback_terms
@@ -444,12 +450,20 @@ class MatchEngine:
                 q.setdefault(r, 0.5 * q[k])
         return q
 
-    def _skill_coverage_sparse(
-        self, skills: Sequence[str], rows: int
-    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], FloatArray]:
-        """:meth:`_skill_coverage` of the rows covering at least one skill: ``(rows, values)``."""
+    def _skill_coverage(self, skills: Sequence[str], rows: int) -> FloatArray:
         if not skills:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
+            return np.zeros(rows)
+        q = self._skill_query(skills)
+        from ._skills import skill_key
+
+        total = sum(q[skill_key(s)] for s in skills) or 1.0
+        return np.minimum(self._skills.coverage(q, rows).astype(np.float64) / total, 1.0)
+
+    def _skill_query_cached(self, skills: Sequence[str]) -> tuple[dict[str, float], float]:
+        """The weighted skill query of :meth:`_skill_query` and the total weight of the skills
+        asked for (cached until the index changes)."""
+        if not skills:
+            return {}, 1.0
         key = tuple(skills)
         cached = self._skill_queries.get(key)
         if cached is None or cached[0] != self._version:
@@ -459,18 +473,101 @@ class MatchEngine:
         q = cached[1]
         from ._skills import skill_key
 
-        total = sum(q[skill_key(s)] for s in skills) or 1.0
-        at, sums = self._skills.coverage_sparse(q, rows)
-        return at, np.minimum(sums / total, 1.0)
+        return q, sum(q[skill_key(s)] for s in skills) or 1.0
 
-    def _skill_coverage(self, skills: Sequence[str], rows: int) -> FloatArray:
-        if not skills:
-            return np.zeros(rows)
-        q = self._skill_query(skills)
-        from ._skills import skill_key
+    def _coverage_at(
+        self, query: tuple[dict[str, float], float], rows: np.ndarray[Any, Any]
+    ) -> FloatArray:
+        q, total = query
+        if not q:
+            return np.zeros(len(rows))
+        return np.minimum(self._skills.coverage_at(q, rows) / total, 1.0)
 
-        total = sum(q[skill_key(s)] for s in skills) or 1.0
-        return np.minimum(self._skills.coverage(q, rows).astype(np.float64) / total, 1.0)
+    def _scratch_buffer(self, rows: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """A zeroed float buffer of ``rows`` scores, kept between queries (callers zero back what
+        they touch)."""
+        buf = self._scratch
+        if len(buf) < rows:
+            buf = self._scratch = np.zeros(max(rows, 2 * len(buf)), dtype=np.float32)
+        return buf
+
+    def _first_stage(
+        self,
+        query: Mapping[str, float],
+        title_query: Mapping[str, float],
+        req: tuple[dict[str, float], float],
+        nice: tuple[dict[str, float], float],
+        eligible: np.ndarray[Any, np.dtype[np.bool_]],
+        rows: int,
+    ) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """The shortlist: eligible rows with the best estimate of text, title and skill scores.
+
+        The estimate reads the posting lists rarest first, up to :attr:`budget` postings in all;
+        the commonest terms (those worth least per posting) are left to the exact second stage.
+        Every list is read when the budget allows, as it does in small pools.
+        """
+        fields: list[tuple[TextIndex, Mapping[str, float], str, float]] = [
+            (self._text, query, "bm25", 1.0),
+            (self._titles, title_query, "cosine", 1.0 / math.sqrt(max(len(title_query), 1))),
+            (self._skills, req[0], "flat", 1.0 / req[1]),
+            (self._skills, nice[0], "flat", 1.0 / nice[1]),
+        ]
+        groups = [
+            (f, sp) for f, (ix, q, kind, _) in enumerate(fields) if q for sp in ix.spans(q, kind)
+        ]
+        if not groups:
+            return np.zeros(0, dtype=np.int64)
+        sizes = np.concatenate([sp.sizes for _, sp in groups])
+        chosen = np.ones(len(sizes), dtype=bool)
+        if self.budget is not None and int(sizes.sum()) > self.budget:
+            order = np.argsort(sizes, kind="stable")
+            n = max(int(np.searchsorted(np.cumsum(sizes[order]), self.budget, "right")), 1)
+            chosen[:] = False
+            chosen[order[:n]] = True
+        parts: list[list[tuple[IntArray, Float32Array]]] = [[], []]  # text, the rest
+        at = 0
+        for f, sp in groups:
+            take = chosen[at : at + len(sp.sizes)]
+            at += len(sp.sizes)
+            if take.any():
+                ix, _, kind, scale = fields[f]
+                hit, value = ix.posting_values(sp, take, kind)
+                if scale != 1.0:
+                    value = value * np.float32(scale)
+                parts[f != 0].append((hit, value))
+        buf = self._scratch_buffer(rows)
+        hits_parts: list[IntArray] = []
+        top = 1.0
+        for k, part in enumerate(parts):
+            if not part:
+                continue
+            hit = np.concatenate([h for h, _ in part])
+            value = np.concatenate([v for _, v in part])
+            if k == 1 and top != 1.0:
+                value *= np.float32(top)  # on the text estimate's scale: text counts up to 1
+            np.add.at(buf, hit, value)
+            if k == 0:
+                top = float(buf[hit].max()) or 1.0
+            hits_parts.append(hit)
+        hits = np.concatenate(hits_parts) if len(hits_parts) > 1 else hits_parts[0]
+        estimate = buf[hits]
+        buf[hits] = 0.0
+        # one entry per row: the last write of a row's position wins the stamp
+        stamp = self._scratch_stamp(rows)
+        positions = np.arange(len(hits), dtype=np.int32)
+        stamp[hits] = positions
+        first = (stamp[hits] == positions) & eligible[hits] & (estimate > 0)
+        hits, estimate = hits[first], estimate[first]
+        if len(hits) > self.shortlist:
+            best = np.argpartition(-estimate, self.shortlist - 1)[: self.shortlist]
+            hits = hits[best]
+        return np.sort(hits).astype(np.int64)
+
+    def _scratch_stamp(self, rows: int) -> np.ndarray[Any, np.dtype[np.int32]]:
+        stamp = self._stamp
+        if len(stamp) < rows:
+            stamp = self._stamp = np.zeros(max(rows, 2 * len(stamp)), dtype=np.int32)
+        return stamp
 
     def match(
         self,
@@ -494,39 +591,31 @@ class MatchEngine:
         eligible, filtered = self._eligible(role.id, now, purpose, rows)
 
         query = role.terms()
-        text = self._text.scores(query, rows)
-        if self.feedback_docs > 0:
-            text = self._text.scores(
-                self._feedback(query, text.astype(np.float64) * eligible), rows
-            )
-        role_titles = role.titles
-        t_rows, overlap = self._titles.coverage_sparse(dict.fromkeys(role_titles, 1.0), rows)
-        tlen = np.maximum(self._titles.lengths(t_rows).astype(np.float64), 1.0)
-        title = (t_rows, overlap / np.sqrt(tlen * max(len(role_titles), 1)))
-        req = self._skill_coverage_sparse(role.required_skills, rows)
-        nice = self._skill_coverage_sparse(role.nice_to_have_skills, rows)
-
-        # First stage: text, title and skills; everyone else scores too low to be shown.
-        stage1 = text * np.float32(1.0 / (float(text.max()) or 1.0))
-        for at, values in (title, req, nice):
-            stage1[at] += values.astype(np.float32)
-        stage1 *= eligible[:rows]
-        pool = np.flatnonzero(stage1 > 0)
-        if consent is not None:
+        title_query = dict.fromkeys(role.titles, 1.0)
+        req_query = self._skill_query_cached(role.required_skills)
+        nice_query = self._skill_query_cached(role.nice_to_have_skills)
+        pool = self._first_stage(query, title_query, req_query, nice_query, eligible, rows)
+        if self.feedback_docs > 0 and len(pool):
+            text = np.zeros(rows)
+            text[pool] = self._text.scores_at(query, pool)
+            query = self._feedback(query, text)
+            pool = self._first_stage(query, title_query, req_query, nice_query, eligible, rows)
+        if consent is not None and len(pool):
             keep = np.array([consent(self._pid(r)) for r in pool.tolist()], dtype=bool)
             if (~keep).any():
                 filtered["no_consent"] = filtered.get("no_consent", 0) + int((~keep).sum())
-            pool = pool[keep] if len(pool) else pool
-        if len(pool) > self.shortlist:
-            pool = pool[np.argpartition(-stage1[pool], self.shortlist - 1)[: self.shortlist]]
+            pool = pool[keep]
         if len(pool) == 0:
             return MatchResults(matches=(), filtered=filtered, considered=0)
-        t = text[pool].astype(np.float64)
+        # Second stage: every retrieval feature computed exactly for the shortlist.
+        t = self._text.scores_at(query, pool)
+        overlap = self._titles.coverage_at(title_query, pool)
+        tlen = np.maximum(self._titles.lengths(pool).astype(np.float64), 1.0)
         features = {
             "text": t / (t.max() or 1.0),
-            "title": np.clip(_at(title, pool), 0.0, 1.0),
-            "required_skills": _at(req, pool),
-            "nice_to_have_skills": _at(nice, pool),
+            "title": np.clip(overlap / np.sqrt(tlen * max(len(title_query), 1)), 0.0, 1.0),
+            "required_skills": self._coverage_at(req_query, pool),
+            "nice_to_have_skills": self._coverage_at(nice_query, pool),
         }
         profiles = _Rows(self._profiles, pool, self._text, self._titles, self._skills)
         batch = MatchBatch(
@@ -709,19 +798,6 @@ class MatchEngine:
 
 def _const(value: str) -> Callable[[int], str]:
     return lambda _: value
-
-
-def _at(
-    sparse: tuple[np.ndarray[Any, np.dtype[np.int64]], FloatArray], rows: np.ndarray[Any, Any]
-) -> FloatArray:
-    """The values of a sparse ``(sorted rows, values)`` vector at ``rows`` (0 where absent)."""
-    at, values = sparse
-    out = np.zeros(len(rows))
-    if len(at):
-        i = np.minimum(np.searchsorted(at, rows), len(at) - 1)
-        hit = at[i] == rows
-        out[hit] = values[i[hit]]
-    return out
 
 
 class _Rows(Sequence[CandidateProfile]):

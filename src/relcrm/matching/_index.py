@@ -15,9 +15,10 @@ from array import array
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import numpy as np
 
-__all__ = ["TextIndex"]
+__all__ = ["PostingSpans", "TextIndex", "ranges"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 IntArray = np.ndarray[Any, np.dtype[np.int32]]
@@ -77,15 +78,40 @@ class _Segment:
             return None
         return self.t_rows[a:b], self.t_tf[a:b]
 
-    def weights(self, k1: float, b: float, avgdl: float, length: FloatArray) -> FloatArray:
+    def weights(
+        self, k1: float, b: float, avgdl: float, length: FloatArray, *, drift: float = 0.0
+    ) -> FloatArray:
         """``tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl))`` of every posting, cached
-        until the average length changes (a row's length never changes within a segment)."""
+        until the average length changes by more than ``drift`` (relative; a row's length never
+        changes within a segment)."""
         key = (k1, b, avgdl)
-        if self.bm25 is None or self.bm25[0] != key:
+        cached = self.bm25
+        if cached is None or cached[0][:2] != key[:2] or abs(cached[0][2] - avgdl) > drift * avgdl:
             tf = self.t_tf
             norm = (k1 * (1.0 - b)) + (k1 * b / avgdl) * length[self.t_rows]
-            self.bm25 = key, (tf * np.float32(k1 + 1.0) / (tf + norm)).astype(np.float32)
-        return self.bm25[1]
+            cached = self.bm25 = key, (tf * np.float32(k1 + 1.0) / (tf + norm)).astype(np.float32)
+        return cached[1]
+
+
+def ranges(starts: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The positions ``starts[i] .. starts[i] + sizes[i] - 1`` of every ``i``, concatenated."""
+    sizes = sizes.astype(np.int64)
+    total = int(sizes.sum())
+    offsets = np.cumsum(sizes) - sizes
+    out: np.ndarray[Any, Any] = np.arange(total, dtype=np.int64)
+    out += np.repeat(starts.astype(np.int64) - offsets, sizes)
+    return out
+
+
+@attrs.frozen
+class PostingSpans:
+    """Where the postings of some query terms are in one segment, and what each posting of each
+    term is worth (see :meth:`TextIndex.spans`)."""
+
+    segment: _Segment
+    starts: np.ndarray[Any, np.dtype[np.int64]]
+    sizes: np.ndarray[Any, np.dtype[np.int64]]
+    scales: np.ndarray[Any, np.dtype[np.float64]]
 
 
 class TextIndex:
@@ -367,6 +393,135 @@ class TextIndex:
         found, sums = self.coverage_sparse(query, rows)
         out[found] = sums
         return out
+
+    @property
+    def avgdl(self) -> float:
+        """The average weighted length of the live rows (BM25's length normaliser)."""
+        return max(self._total_length / max(self._n_live, 1), 1e-9)
+
+    def spans(self, query: Mapping[str, float], kind: str = "bm25") -> list[PostingSpans]:
+        """Per segment, where the postings of the query terms are.
+
+        ``kind`` says what a posting is worth: ``"bm25"``: query weight times idf (times the BM25
+        term-frequency part, :meth:`posting_values`), so a row's :meth:`scores` is the sum of
+        its postings; ``"flat"``: the query weight; ``"cosine"``: the query weight over the
+        square root of the row's length.
+        """
+        self._flush()
+        ids, weights = self.query_vector(query)
+        if len(ids) == 0 or self._n_live == 0:
+            return []
+        if kind == "bm25":
+            scales = weights.astype(np.float64) * self.idf(ids)
+        else:
+            scales = weights.astype(np.float64)
+        out: list[PostingSpans] = []
+        for seg in self._segments:
+            known = ids < len(seg.lookup)
+            at = np.full(len(ids), -1, dtype=np.int64)
+            at[known] = seg.lookup[ids[known]]
+            found = (at >= 0) & (scales > 0)
+            pos = at[found]
+            starts = seg.t_indptr[pos].astype(np.int64)
+            sizes = seg.t_indptr[pos + 1].astype(np.int64) - starts
+            if len(pos):
+                out.append(PostingSpans(seg, starts, sizes, scales[found]))
+        return out
+
+    def posting_values(
+        self, spans: PostingSpans, take: np.ndarray[Any, np.dtype[np.bool_]], kind: str
+    ) -> tuple[IntArray, FloatArray]:
+        """The rows and values of the postings of the spans selected by ``take``."""
+        seg = spans.segment
+        sizes = spans.sizes[take]
+        where = ranges(spans.starts[take], sizes)
+        rows: IntArray = seg.t_rows[where]
+        scale = np.repeat(spans.scales[take].astype(np.float32), sizes)
+        if kind == "bm25":
+            # a first-stage estimate: a slightly stale length normaliser changes little
+            part = seg.weights(self.k1, self.b, self.avgdl, self._length, drift=0.02)
+            return rows, part[where] * scale
+        if kind == "cosine":
+            lengths = np.maximum(self._length[rows], np.float32(1.0))
+            return rows, (scale / np.sqrt(lengths)).astype(np.float32)
+        return rows, scale
+
+    def _entries(
+        self, rows: np.ndarray[Any, np.dtype[np.integer[Any]]]
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], IntArray, FloatArray]:
+        """The forward postings of ``rows`` (all flushed and live): ``(position in rows, term
+        id, weighted frequency)`` of every term of every row."""
+        self._flush()
+        rows = np.asarray(rows, dtype=np.int64)
+        seg_of = self._seg_of[rows]
+        owners: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        terms: list[IntArray] = []
+        tfs: list[FloatArray] = []
+        for k in np.unique(seg_of).tolist():
+            if k < 0:
+                continue
+            seg = self._segments[k]
+            sel = np.flatnonzero(seg_of == k)
+            pos = self._pos_of[rows[sel]]
+            starts = seg.doc_indptr[pos].astype(np.int64)
+            sizes = seg.doc_indptr[pos + 1].astype(np.int64) - starts
+            if int(sizes.sum()) == 0:
+                continue
+            take = ranges(starts, sizes)
+            owners.append(np.repeat(sel, sizes))
+            terms.append(seg.doc_terms[take])
+            tfs.append(seg.doc_tf[take])
+        if not owners:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+        return np.concatenate(owners), np.concatenate(terms), np.concatenate(tfs)
+
+    def _dense_query(self, query: Mapping[str, float]) -> FloatArray:
+        """The query weights as an array over term ids (0 for terms not in the query)."""
+        ids, weights = self.query_vector(query)
+        dense = np.zeros(len(self.terms), dtype=np.float32)
+        dense[ids] = weights
+        return dense
+
+    def scores_at(
+        self, query: Mapping[str, float], rows: np.ndarray[Any, np.dtype[np.integer[Any]]]
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """BM25 of ``rows`` (live rows) for a weighted bag of terms: what :meth:`scores` gives
+        them, computed from their own terms rather than from the postings."""
+        out = np.zeros(len(rows))
+        owner, terms, tf = self._entries(rows)
+        if len(owner) == 0 or self._n_live == 0:
+            return out
+        dense = self._dense_query(query)
+        hit = dense[terms] > 0
+        owner, terms, tf = owner[hit], terms[hit], tf[hit]
+        if len(owner) == 0:
+            return out
+        k1, b = np.float32(self.k1), np.float32(self.b)
+        length = self._length[np.asarray(rows, dtype=np.int64)[owner]]
+        norm = k1 * (np.float32(1.0) - b) + (k1 * b / np.float32(self.avgdl)) * length
+        part = (tf * (k1 + np.float32(1.0)) / (tf + norm)).astype(np.float32)
+        scale = (dense[terms].astype(np.float64) * self.idf(terms)).astype(np.float32)
+        out[:] = np.bincount(owner, (scale * part).astype(np.float64), minlength=len(rows))
+        return out
+
+    def coverage_at(
+        self, query: Mapping[str, float], rows: np.ndarray[Any, np.dtype[np.integer[Any]]]
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """:meth:`coverage` of ``rows`` (live rows), computed from their own terms."""
+        owner, terms, _ = self._entries(rows)
+        if len(owner) == 0:
+            return np.zeros(len(rows))
+        dense = self._dense_query(query)
+        out: np.ndarray[Any, np.dtype[np.float64]] = np.bincount(
+            owner, dense[terms].astype(np.float64), minlength=len(rows)
+        ).astype(np.float64)
+        return out
+
+    def vectors_at(
+        self, rows: np.ndarray[Any, np.dtype[np.integer[Any]]]
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], IntArray, FloatArray]:
+        """``(position in rows, term id, weighted frequency)`` of the terms of ``rows``."""
+        return self._entries(rows)
 
     def lengths(self, rows: np.ndarray[Any, np.dtype[np.integer[Any]]]) -> FloatArray:
         """Weighted lengths of ``rows``."""

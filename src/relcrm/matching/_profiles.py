@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime
 
@@ -20,8 +21,8 @@ from ..model import (
     Seniority,
     normalise_skill,
 )
-from ._skills import canonical_skills
-from ._text import analyse
+from ._skills import canonical_skills, split_tokens
+from ._text import analyse, analyse_chunks
 
 __all__ = ["CandidateContext", "CandidateProfile", "RoleProfile", "title_tokens"]
 
@@ -57,6 +58,46 @@ def infer_seniority(title: str) -> Seniority | None:
         if words.intersection(markers):
             return level
     return None
+
+
+_SENIORITY: dict[str, Seniority | None] = {}
+
+
+def _seniority_of(title: str) -> Seniority | None:
+    """:func:`infer_seniority`, memoised (titles repeat)."""
+    try:
+        return _SENIORITY[title]
+    except KeyError:
+        found = _SENIORITY[title] = infer_seniority(title)
+        if len(_SENIORITY) > 200_000:
+            _SENIORITY.clear()
+        return found
+
+
+def _analyse_fields(
+    fields: list[tuple[str, float]], listed: Iterable[str]
+) -> tuple[dict[str, float], tuple[tuple[str, str], ...]]:
+    """The weighted bag of terms of ``(text, weight)`` fields, and the canonical skills of the
+    ``listed`` ones plus those mentioned in the texts. Each text is split once, for both."""
+    bag: dict[str, float] = {}
+    get = bag.get
+    split = split_tokens()
+    if split is None:  # no taxonomy: plain analysis, skills from the list only
+        for text, weight in fields:
+            if text and weight > 0:
+                for term, n in Counter(analyse(text)).items():
+                    bag[term] = get(term, 0.0) + n * weight
+        return bag, canonical_skills(listed)
+    chunks: list[str] = []
+    for text, weight in fields:
+        if not text:
+            continue
+        mine = text.split()
+        chunks.extend(mine)
+        if weight > 0:
+            for term, n in Counter(analyse_chunks(mine)).items():
+                bag[term] = get(term, 0.0) + n * weight
+    return bag, canonical_skills(listed, tokens=split(chunks))
 
 
 _TITLES: dict[str, frozenset[str]] = {}
@@ -146,12 +187,12 @@ class CandidateProfile:
         the time since they ended."""
         context = context or CandidateContext()
         today = today or date.today()
-        bag: dict[str, float] = {}
         titles = [person.headline] if person.headline else []
-        _add(bag, person.headline, TITLE_WEIGHT)
-        _add(bag, person.summary, BODY_WEIGHT)
         current_title = ""
-        text_parts: list[str] = [person.headline, person.summary]
+        fields: list[tuple[str, float]] = [
+            (person.headline, TITLE_WEIGHT),
+            (person.summary, BODY_WEIGHT),
+        ]
         for exp in person.experience:
             if exp.end is None:
                 weight: float = 1.0
@@ -160,12 +201,12 @@ class CandidateProfile:
             else:
                 years = max(0.0, (today - exp.end).days / 365.25)
                 weight = max(PAST_FLOOR, 0.5 * 0.5 ** (years / PAST_HALF_LIFE_YEARS))
-            _add(bag, exp.title, TITLE_WEIGHT * weight)
-            _add(bag, [exp.summary, *exp.highlights], BODY_WEIGHT * weight)
-            text_parts.extend([exp.title, exp.summary, *exp.highlights])
+            fields.append((exp.title, TITLE_WEIGHT * weight))
+            fields.append((exp.summary, BODY_WEIGHT * weight))
+            fields.extend((h, BODY_WEIGHT * weight) for h in exp.highlights)
+        bag, skills = _analyse_fields(fields, person.skills)
         availability = context.availability or person.preferences.availability
         title = person.headline or current_title
-        skills = canonical_skills(person.skills, text=" \n ".join(text_parts))
         return cls(
             person_id=person.id,
             title=title,
@@ -173,7 +214,7 @@ class CandidateProfile:
             terms=tuple(bag.items()),
             skills=tuple(k for k, _ in skills),
             skill_aliases=skills,
-            seniority=infer_seniority(title),
+            seniority=_seniority_of(title),
             location=person.location,
             remote=person.preferences.remote,
             availability=availability,

@@ -9,7 +9,7 @@ partial credit. The taxonomy's API is read defensively so either side can evolve
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any
 
@@ -95,15 +95,39 @@ def _extract(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def canonical_skills(skills: Iterable[str], *, text: str = "") -> tuple[tuple[str, str], ...]:
-    """``(key, alias)`` of the listed skills, then of the skills mentioned in ``text`` (taxonomy
-    only); the alias is what the person wrote."""
+def split_tokens() -> Callable[[Iterable[str]], list[str]] | None:
+    """The taxonomy's tokeniser of whitespace-separated chunks, when it has one that
+    :func:`canonical_skills` can reuse."""
+    tax = taxonomy()
+    if getattr(tax, "mentions_in_tokens", None) is None:
+        return None
+    split = getattr(tax, "split_tokens", None)
+    return split if callable(split) else None
+
+
+def _extract_tokens(tokens: Sequence[str]) -> list[tuple[str, str]]:
+    fn = getattr(taxonomy(), "mentions_in_tokens", None)
+    if fn is None:
+        return []
+    try:
+        return list(fn(tokens))
+    except Exception:  # a taxonomy bug must not break matching
+        return []
+
+
+def canonical_skills(
+    skills: Iterable[str], *, text: str = "", tokens: Sequence[str] | None = None
+) -> tuple[tuple[str, str], ...]:
+    """``(key, alias)`` of the listed skills, then of the skills mentioned in ``text`` or in
+    ``tokens`` (a text split by :func:`split_tokens`; taxonomy only); the alias is what the
+    person wrote."""
     keys: dict[str, str] = {}
     for s in skills:
         k = skill_key(s)
         if k:
             keys.setdefault(k, s)
-    for k, alias in _extract(text):
+    found = _extract(text) if tokens is None else _extract_tokens(tokens)
+    for k, alias in found:
         keys.setdefault(k, alias)
     # the same (key, alias) pairs recur across profiles: share one tuple of each
     pairs = _PAIRS

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import chain
 
-__all__ = ["STOPWORDS", "analyse", "stem", "tokens"]
+__all__ = ["STOPWORDS", "analyse", "analyse_chunks", "stem", "tokens"]
 
 #: English function words and the boilerplate of job adverts, removed before indexing.
 STOPWORDS = frozenset(
@@ -273,3 +274,23 @@ def analyse(text: str | Iterable[str]) -> list[str]:
         for t in _TOKEN.findall(text.casefold())
         if (s := get(t) or _analyse_token(t)) is not _STOP
     ]
+
+
+class _ChunkStems(dict[str, tuple[str, ...]]):
+    """Whitespace-separated chunk -> the analysed terms it yields (none for a stopword). No
+    token spans whitespace, so :func:`analyse` of a text is the terms of its chunks."""
+
+    def __missing__(self, chunk: str) -> tuple[str, ...]:
+        found = tuple(analyse(chunk))
+        if len(self) < 1_000_000:
+            self[chunk] = found
+        return found
+
+
+_chunk_stems = _ChunkStems()
+
+
+def analyse_chunks(chunks: Iterable[str]) -> list[str]:
+    """:func:`analyse` of a text given as its whitespace-separated chunks (``text.split()``):
+    the same terms, memoised per chunk."""
+    return list(chain.from_iterable(map(_chunk_stems.__getitem__, chunks)))

@@ -21,7 +21,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
 from importlib import resources
 from itertools import chain
@@ -45,9 +45,11 @@ __all__ = [
     "label",
     "labels",
     "mentions",
+    "mentions_in_tokens",
     "normalise",
     "read_taxonomy_file",
     "related",
+    "split_tokens",
     "taxonomy_for",
 ]
 
@@ -61,6 +63,28 @@ MAX_TOKENS = 6
 
 # A token: letters and digits, keeping "c++", "c#", "node.js", "asp.net" and ".net" whole.
 _TOKEN = re.compile(r"(?:(?<![\w.])\.)?[^\W_][\w+#]*(?:\.[^\W_][\w+#]*)*")
+
+
+class _ChunkTokens(dict[str, tuple[str, ...]]):
+    """Whitespace-separated chunk -> its tokens (no token spans whitespace, so splitting on
+    whitespace first and memoising the chunks, which repeat, gives the same tokens faster)."""
+
+    def __missing__(self, chunk: str) -> tuple[str, ...]:
+        found = tuple(_TOKEN.findall(chunk))
+        if len(self) < 1_000_000:
+            self[chunk] = found
+        return found
+
+
+_chunk_tokens = _ChunkTokens()
+
+
+def split_tokens(text: str | Iterable[str]) -> list[str]:
+    """The tokens extraction reads, as written (``"Node.js"``, ``"C++"``, ``".NET"``), of a
+    text or of its whitespace-separated chunks (``text.split()``)."""
+    chunks = text.split() if isinstance(text, str) else text
+    return list(chain.from_iterable(map(_chunk_tokens.__getitem__, chunks)))
+
 
 _SIMPLE = re.compile(r"[a-z]+(?: [a-z]+)*")
 
@@ -581,11 +605,17 @@ class SkillTaxonomy:
         positions, no labels)."""
         return [(hit[0], hit[1]) for _, _, hit in self._runs(text)]
 
+    def mentions_in_tokens(self, raw: Sequence[str]) -> list[tuple[str, str]]:
+        """:meth:`mentions` of a text already split by :func:`split_tokens`."""
+        return [(hit[0], hit[1]) for _, _, hit in self._runs_of(raw)]
+
     def _runs(self, text: str) -> list[tuple[int, int, _Alias]]:
         """``(first token, number of tokens, alias)`` of each mention in ``text``."""
+        return self._runs_of(split_tokens(text))
+
+    def _runs_of(self, raw: Sequence[str]) -> list[tuple[int, int, _Alias]]:
         index = self._idx()
         aliases, prefixes = index.aliases, index.prefixes
-        raw: list[str] = _TOKEN.findall(text)
         if not raw:
             return []
         # Per distinct token, what it does on its own (see :meth:`_Index.word`); most tokens
@@ -750,6 +780,11 @@ def extract(text: str) -> list[SkillMention]:
 def mentions(text: str) -> list[tuple[str, str]]:
     """:meth:`SkillTaxonomy.mentions` on the built-in taxonomy."""
     return esco_taxonomy().mentions(text)
+
+
+def mentions_in_tokens(raw: Sequence[str]) -> list[tuple[str, str]]:
+    """:meth:`SkillTaxonomy.mentions_in_tokens` on the built-in taxonomy."""
+    return esco_taxonomy().mentions_in_tokens(raw)
 
 
 def related(skill_id: str) -> set[str]:
