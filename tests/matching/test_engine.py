@@ -402,3 +402,43 @@ def attrs_evolve(p: CandidateProfile, **changes: object) -> CandidateProfile:
     import attrs
 
     return attrs.evolve(p, **changes)  # type: ignore[arg-type]
+
+
+def test_the_engine_rebuilds_every_field_of_an_indexed_profile() -> None:
+    rich = person(
+        "rich",
+        "Senior Data Engineer",
+        ["Built pipelines in Python on k8s."],
+        skills=("python", "K8s", "python"),
+        location=Location(city="Lisbon", region="Lisboa", country_code="PT"),
+        preferences=Preferences(
+            remote=RemotePolicy.HYBRID,
+            availability=Availability.NOT_NOW,
+            check_back_on=date(2025, 9, 1),
+        ),
+    )
+    want = profile(
+        rich,
+        warmth=0.7,
+        furthest_milestone=Milestone.INTERVIEW,
+        archive_reason=ArchiveReasonType.HIRED_ELSEWHERE,
+        availability=Availability.OPEN,
+        check_back_on=date(2025, 7, 15),
+        last_activity_at=datetime(2025, 5, 2, 13, 30, 15, tzinfo=UTC),
+        segment="silver_medalist",
+        consents=frozenset({"recruiting", "job_alerts"}),
+        in_process_for=frozenset({"o-1"}),
+        hired_at=datetime(2020, 1, 3, 9, 0, tzinfo=UTC),
+    )
+    plain = profile(POOL[1])
+    e = MatchEngine()
+    e.index([plain, want, profile(POOL[0])])
+    e.remove(POOL[0].id)
+    got = e.profile(e._row_of["rich"])
+    assert dict(got.terms) == pytest.approx(dict(want.terms))  # float32 in the index
+    assert attrs_evolve(got, terms=()) == attrs_evolve(want, terms=())
+    assert attrs_evolve(e.profile(e._row_of[plain.person_id]), terms=()) == attrs_evolve(
+        plain, terms=()
+    )
+    e._compact()  # renumbered rows keep their sparse fields
+    assert attrs_evolve(e.profile(e._row_of["rich"]), terms=()) == attrs_evolve(want, terms=())

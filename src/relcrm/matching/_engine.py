@@ -17,10 +17,19 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..model import Availability, Opening, Person
+from ..model import (
+    ArchiveReasonType,
+    Availability,
+    Location,
+    Milestone,
+    Opening,
+    Person,
+    RemotePolicy,
+    Seniority,
+)
 from ._index import FloatArray as Float32Array
 from ._index import IntArray, TextIndex
-from ._profiles import NO_STRINGS, CandidateProfile, RoleProfile
+from ._profiles import NO_STRINGS, CandidateContext, CandidateProfile, RoleProfile
 from ._signals import (
     AVAILABILITY_VALUE,
     BUILTIN_SIGNALS,
@@ -169,7 +178,18 @@ class MatchEngine:
         self._titles = TextIndex()
         self._skills = TextIndex()
         self._row_of: dict[str, int] = {}
-        self._profiles: list[CandidateProfile | None] = []
+        # Per row, what the indexes and columns do not hold (interned: titles and locations
+        # repeat); None for a removed row. Profiles are rebuilt from these on demand (_Rows).
+        self._pids: list[str | None] = []
+        self._title_of: list[str] = []
+        self._location_of: list[Location | None] = []
+        self._interned: dict[Any, Any] = {}
+        # Sparse, by row: skill aliases other than the taxonomy labels, skill lists with
+        # repeats, and the openings a person is in process for.
+        self._aliases: dict[int, tuple[tuple[str, str], ...]] = {}
+        self._skill_lists: dict[int, tuple[str, ...]] = {}
+        self._busy_of: dict[int, frozenset[str]] = {}
+        self._segments: list[str | None] = [None]
         self._codes: dict[str, int] = {}
         self._cols: dict[str, np.ndarray[Any, Any]] = {}
         self._consents: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
@@ -211,6 +231,9 @@ class MatchEngine:
     def _columns(self, p: CandidateProfile) -> dict[str, float]:
         ctx = p.context
         loc = p.location
+        segment = ctx.segment
+        if segment is not None and segment not in self._segments:
+            self._segments.append(segment)
         return {
             "seniority": SENIORITY_ORDER[p.seniority] if p.seniority is not None else -1,
             "remote": REMOTE_CODE[p.remote],
@@ -225,17 +248,34 @@ class MatchEngine:
             "stage": stage_value(ctx.furthest_milestone, ctx.archive_reason),
             "last_activity": _epoch_days(ctx.last_activity_at),
             "hired_at": _epoch_days(ctx.hired_at),
+            # kept only to give plugin signals the whole profile back (see _Rows)
+            "ctx_warmth": _NAN if ctx.warmth is None else ctx.warmth,
+            "ctx_milestone": _code_of(_MILESTONES, ctx.furthest_milestone),
+            "ctx_reason": _code_of(_REASONS, ctx.archive_reason),
+            "ctx_availability": _code_of(_AVAILABILITIES, ctx.availability),
+            "ctx_check_back": _epoch_days(ctx.check_back_on),
+            "segment": self._segments.index(segment),
         }
 
     def _set_columns(self, row: int, values: Mapping[str, float]) -> None:
         for name, value in values.items():
             col = self._cols.get(name)
             if col is None or len(col) <= row:
-                grown = np.full(max(row + 1, 2 * (0 if col is None else len(col)), 64), _NAN)
+                dtype = np.float64 if name in _WIDE_COLUMNS else np.float32
+                size = max(row + 1, 2 * (0 if col is None else len(col)), 64)
+                grown = np.full(size, _NAN, dtype=dtype)
                 if col is not None:
                     grown[: len(col)] = col
                 self._cols[name] = col = grown
             col[row] = value
+
+    def _intern(self, value: Any) -> Any:
+        found = self._interned.get(value)
+        if found is None:
+            if len(self._interned) >= 1_000_000:
+                return value
+            found = self._interned[value] = value
+        return found
 
     def add(self, candidate: CandidateProfile | Person) -> None:
         """Index a candidate, replacing any earlier version of the same person."""
@@ -245,18 +285,15 @@ class MatchEngine:
             else CandidateProfile.from_person(candidate)
         )
         self.remove(p.person_id)
-        row = len(self._profiles)
-        # The weighted terms, title tokens and skill keys are most of a profile's memory and live
-        # in the indexes already: keep the profile without them, :class:`_Rows` puts them back
-        # when a profile is read (skills only when they have no duplicate, so order is kept).
-        strip: dict[str, Any] = {}
-        if p.terms:
-            strip["terms"] = ()
-        if p.titles:
-            strip["titles"] = NO_STRINGS
-        if p.skills and len(set(p.skills)) == len(p.skills):
-            strip["skills"] = ()
-        self._profiles.append(attrs.evolve(p, **strip) if strip else p)
+        row = len(self._pids)
+        self._pids.append(p.person_id)
+        self._title_of.append(self._intern(p.title))
+        self._location_of.append(self._intern(p.location) if p.location is not None else None)
+        skills = p.skills
+        if len(set(skills)) != len(skills):
+            self._skill_lists[row] = skills
+        if p.skill_aliases != tuple((k, display(k)) for k in skills):
+            self._aliases[row] = p.skill_aliases
         self._row_of[p.person_id] = row
         self._version += 1
         if len(self._live) <= row:
@@ -266,7 +303,7 @@ class MatchEngine:
         self._live[row] = True
         self._text.add(row, dict(p.terms))
         self._titles.add(row, dict.fromkeys(p.titles, 1.0))
-        self._skills.add(row, dict.fromkeys(p.skills, 1.0))
+        self._skills.add(row, dict.fromkeys(skills, 1.0))
         self._set_columns(row, self._columns(p))
         for purpose in p.context.consents:
             arr = self._consents.get(purpose)
@@ -276,16 +313,20 @@ class MatchEngine:
                     grown[: len(arr)] = arr
                 self._consents[purpose] = arr = grown
             arr[row] = True
-        for opening_id in p.context.in_process_for:
-            self._in_process.setdefault(opening_id, set()).add(row)
+        if p.context.in_process_for:
+            self._busy_of[row] = p.context.in_process_for
+            for opening_id in p.context.in_process_for:
+                self._in_process.setdefault(opening_id, set()).add(row)
 
     def remove(self, person_id: str) -> bool:
         """Drop a person from the index; False when they were not in it."""
         row = self._row_of.pop(person_id, None)
         if row is None:
             return False
-        p = self._profiles[row]
-        self._profiles[row] = None
+        self._pids[row] = None
+        self._aliases.pop(row, None)
+        self._skill_lists.pop(row, None)
+        busy = self._busy_of.pop(row, NO_STRINGS)
         self._live[row] = False
         self._version += 1
         self._text.remove(row)
@@ -294,9 +335,8 @@ class MatchEngine:
         for arr in self._consents.values():
             if len(arr) > row:
                 arr[row] = False
-        if p is not None:
-            for opening_id in p.context.in_process_for:
-                self._in_process.get(opening_id, set()).discard(row)
+        for opening_id in busy:
+            self._in_process.get(opening_id, set()).discard(row)
         self._dead += 1
         if self._dead > 1024 and self._dead > len(self._row_of):
             self._compact()
@@ -304,16 +344,22 @@ class MatchEngine:
 
     def _compact(self) -> None:
         """Renumber rows densely, dropping the dead ones."""
-        old = len(self._profiles)
+        old = len(self._pids)
         row_map = np.full(old, -1, dtype=np.int32)
-        alive = [r for r, p in enumerate(self._profiles) if p is not None]
+        alive = [r for r, pid in enumerate(self._pids) if pid is not None]
         row_map[alive] = np.arange(len(alive), dtype=np.int32)
         for ix in (self._text, self._titles, self._skills):
             ix.compact(row_map)
-        self._profiles = [self._profiles[r] for r in alive]
+        self._pids = [self._pids[r] for r in alive]
+        self._title_of = [self._title_of[r] for r in alive]
+        self._location_of = [self._location_of[r] for r in alive]
+        new_row = row_map.tolist()
+        self._aliases = {new_row[r]: v for r, v in self._aliases.items()}
+        self._skill_lists = {new_row[r]: v for r, v in self._skill_lists.items()}
+        self._busy_of = {new_row[r]: v for r, v in self._busy_of.items()}
         self._live = np.ones(len(alive), dtype=bool)
         self._version += 1
-        self._row_of = {p.person_id: i for i, p in enumerate(self._profiles) if p is not None}
+        self._row_of = {pid: i for i, pid in enumerate(self._pids) if pid is not None}
         src = np.array(alive, dtype=np.int64)
         self._cols = {k: v[src] for k, v in self._cols.items()}
         self._consents = {
@@ -585,7 +631,7 @@ class MatchEngine:
         """
         role = role if isinstance(role, RoleProfile) else RoleProfile.from_opening(role)
         now = now or datetime.now(UTC)
-        rows = len(self._profiles)
+        rows = len(self._pids)
         if rows == 0 or not self._row_of:
             return MatchResults(matches=(), filtered={})
         eligible, filtered = self._eligible(role.id, now, purpose, rows)
@@ -617,7 +663,7 @@ class MatchEngine:
             "required_skills": self._coverage_at(req_query, pool),
             "nice_to_have_skills": self._coverage_at(nice_query, pool),
         }
-        profiles = _Rows(self._profiles, pool, self._text, self._titles, self._skills)
+        profiles = _Rows(self, pool)
         batch = MatchBatch(
             role=role,
             profiles=profiles,
@@ -626,13 +672,66 @@ class MatchEngine:
             columns={k: v[pool] for k, v in self._cols.items()},
             codes=self._codes,
         )
-        matches = self._rank(batch, limit, lambda i: self._pid(int(pool[i])), lambda i: role.id)
+        matches = self._rank(
+            batch, limit, lambda i: self._pid(int(pool[i])), lambda i: role.id, pool
+        )
         return MatchResults(matches=matches, filtered=filtered, considered=len(pool))
 
     def _pid(self, row: int) -> str:
-        p = self._profiles[row]
-        assert p is not None
-        return p.person_id
+        pid = self._pids[row]
+        assert pid is not None
+        return pid
+
+    def _row_skills(self, row: int) -> tuple[tuple[str, ...], dict[str, str]]:
+        """A row's skill keys, in order, and the alias of each that is not its label."""
+        skills = self._skill_lists.get(row)
+        if skills is None:
+            ids, _ = self._skills.vector(row)
+            words = self._skills.terms
+            skills = tuple([words[t] for t in ids.tolist()])
+        return skills, dict(self._aliases.get(row, ()))
+
+    def _row_terms(self, row: int) -> list[str]:
+        ids, _ = self._text.vector(row)
+        words = self._text.terms
+        return [words[t] for t in ids.tolist()]
+
+    def profile(self, row: int) -> CandidateProfile:
+        """The whole profile indexed at ``row``, rebuilt from the indexes and columns."""
+        ids, tf = self._text.vector(row)
+        words = self._text.terms
+        skills, aliases = self._row_skills(row)
+        title_ids, _ = self._titles.vector(row)
+        col = {k: v[row] for k, v in self._cols.items()}
+        context = CandidateContext(
+            warmth=_or_none(col["ctx_warmth"]),
+            furthest_milestone=_value_of(_MILESTONES, col["ctx_milestone"]),
+            archive_reason=_value_of(_REASONS, col["ctx_reason"]),
+            availability=_value_of(_AVAILABILITIES, col["ctx_availability"]),
+            check_back_on=_date_of(col["ctx_check_back"]),
+            last_activity_at=_moment_of(col["last_activity"]),
+            segment=self._segments[int(col["segment"])],
+            consents=frozenset(k for k, v in self._consents.items() if len(v) > row and v[row]),
+            in_process_for=self._busy_of.get(row, NO_STRINGS),
+            hired_at=_moment_of(col["hired_at"]),
+        )
+        seniority = int(col["seniority"])
+        return CandidateProfile(
+            person_id=self._pid(row),
+            title=self._title_of[row],
+            titles=frozenset(self._titles.terms[t] for t in title_ids.tolist()),
+            terms=tuple(zip([words[t] for t in ids.tolist()], tf.tolist(), strict=True)),
+            skills=skills,
+            skill_aliases=tuple((k, aliases.get(k, display(k))) for k in skills)
+            if row not in self._aliases
+            else self._aliases[row],
+            seniority=_SENIORITIES[seniority] if seniority >= 0 else None,
+            location=self._location_of[row],
+            remote=_REMOTES[int(col["remote"])],
+            availability=_AVAILABILITIES[int(col["avail_code"])],
+            check_back_on=_date_of(col["check_back"]),
+            context=context,
+        )
 
     def _rank(
         self,
@@ -640,6 +739,7 @@ class MatchEngine:
         limit: int,
         person_of: Callable[[int], str],
         role_of: Callable[[int], str],
+        pool: np.ndarray[Any, Any] | None = None,
     ) -> tuple[Match, ...]:
         n = len(batch.profiles)
         values: list[tuple[MatchSignal, FloatArray]] = []
@@ -673,44 +773,21 @@ class MatchEngine:
                 )
                 for s, v in values
             )
-            explanation = self._explain(batch, i, contributions, query)
+            if pool is None:
+                p = batch.profiles[i]
+                skills, aliases = p.skills, dict(p.skill_aliases)
+                terms = [t for t, _ in p.terms]
+                segment = p.context.segment
+            else:
+                row = int(pool[i])
+                skills, aliases = self._row_skills(row)
+                terms = self._row_terms(row)
+                segment = self._segments[int(self._cols["segment"][row])]
+            explanation = _explain(
+                batch.role, skills, aliases, terms, segment, contributions, query
+            )
             out.append(Match(person_of(i), role_of(i), explanation.score, explanation))
         return tuple(out)
-
-    def _explain(
-        self,
-        batch: MatchBatch,
-        i: int,
-        contributions: tuple[Contribution, ...],
-        query: Mapping[str, float],
-    ) -> Explanation:
-        from ._skills import skill_key
-
-        p = batch.profiles[i]
-        have = set(p.skills)
-        alias = dict(p.skill_aliases)
-        matched: list[SkillMatch] = []
-        missing: list[str] = []
-        for skill in batch.role.required_skills:
-            key = skill_key(skill)
-            if key in have:
-                matched.append(SkillMatch(skill, alias.get(key, display(key))))
-                continue
-            near = [r for r in related(key) if r in have]
-            if near:
-                matched.append(
-                    SkillMatch(skill, alias.get(near[0], display(near[0])), partial=True)
-                )
-            else:
-                missing.append(skill)
-        shared = sorted((t for t, _ in p.terms if t in query), key=lambda t: -query[t])
-        return Explanation(
-            contributions=contributions,
-            matched_skills=tuple(matched),
-            missing_skills=tuple(missing),
-            matched_terms=tuple(shared[:10]),
-            segment=p.context.segment,
-        )
 
     # ---------------------------------------------------------------------------------- reverse
 
@@ -796,26 +873,93 @@ class MatchEngine:
         )
 
 
+def _explain(
+    role: RoleProfile,
+    skills: Sequence[str],
+    aliases: Mapping[str, str],
+    terms: Iterable[str],
+    segment: str | None,
+    contributions: tuple[Contribution, ...],
+    query: Mapping[str, float],
+) -> Explanation:
+    from ._skills import skill_key
+
+    have = set(skills)
+    matched: list[SkillMatch] = []
+    missing: list[str] = []
+    for skill in role.required_skills:
+        key = skill_key(skill)
+        if key in have:
+            matched.append(SkillMatch(skill, aliases.get(key) or display(key)))
+            continue
+        near = [r for r in related(key) if r in have]
+        if near:
+            matched.append(
+                SkillMatch(skill, aliases.get(near[0]) or display(near[0]), partial=True)
+            )
+        else:
+            missing.append(skill)
+    shared = sorted((t for t in terms if t in query), key=lambda t: -query[t])
+    return Explanation(
+        contributions=contributions,
+        matched_skills=tuple(matched),
+        missing_skills=tuple(missing),
+        matched_terms=tuple(shared[:10]),
+        segment=segment,
+    )
+
+
+_MILESTONES: tuple[Milestone, ...] = tuple(Milestone)
+_REASONS: tuple[ArchiveReasonType, ...] = tuple(ArchiveReasonType)
+_AVAILABILITIES: tuple[Availability, ...] = tuple(Availability)
+_SENIORITIES: tuple[Seniority, ...] = tuple(SENIORITY_ORDER)
+_REMOTES: dict[int, RemotePolicy | None] = {v: k for k, v in REMOTE_CODE.items()}
+#: Columns that hold instants (epoch days) and need float64; the others are small codes.
+_WIDE_COLUMNS = frozenset(
+    ["check_back", "last_activity", "hired_at", "ctx_check_back", "ctx_warmth"]
+)
+
+
+def _code_of(values: tuple[Any, ...], value: Any) -> float:
+    return _NAN if value is None else float(values.index(value))
+
+
+def _value_of(values: tuple[Any, ...], code: float) -> Any:
+    return None if math.isnan(code) else values[int(code)]
+
+
+def _or_none(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _date_of(days: float) -> date | None:
+    if math.isnan(days):
+        return None
+    return datetime.fromtimestamp(round(float(days) * 86400.0), UTC).date()
+
+
+def _moment_of(days: float) -> datetime | None:
+    if math.isnan(days):
+        return None
+    return datetime.fromtimestamp(round(float(days) * 86400.0, 6), UTC)
+
+
 def _const(value: str) -> Callable[[int], str]:
     return lambda _: value
 
 
 class _Rows(Sequence[CandidateProfile]):
-    """The profiles of a batch, looked up lazily by row."""
+    """The profiles of a batch, rebuilt lazily by row (signals that read whole profiles pay for
+    the ones they read)."""
 
-    def __init__(
-        self,
-        profiles: list[CandidateProfile | None],
-        rows: np.ndarray[Any, Any],
-        text: TextIndex,
-        titles: TextIndex | None = None,
-        skills: TextIndex | None = None,
-    ):
-        self._profiles = profiles
+    def __init__(self, engine: MatchEngine, rows: np.ndarray[Any, Any]):
+        self._engine = engine
         self._rows = rows
-        self._text = text
-        self._titles = titles
-        self._skills = skills
+
+    @property
+    def person_ids(self) -> list[str]:
+        """The person ids of the batch, without rebuilding profiles."""
+        return [self._engine._pid(r) for r in self._rows.tolist()]
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -823,22 +967,4 @@ class _Rows(Sequence[CandidateProfile]):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        row = int(self._rows[i])
-        p = self._profiles[row]
-        assert p is not None
-        restore: dict[str, Any] = {}
-        if not p.terms:
-            ids, tf = self._text.vector(row)
-            if len(ids):
-                words = self._text.terms
-                terms = tuple(zip([words[t] for t in ids.tolist()], tf.tolist(), strict=True))
-                restore["terms"] = terms
-        if not p.titles and self._titles is not None:
-            ids, _ = self._titles.vector(row)
-            if len(ids):
-                restore["titles"] = frozenset(self._titles.terms[t] for t in ids.tolist())
-        if not p.skills and self._skills is not None:
-            ids, _ = self._skills.vector(row)
-            if len(ids):
-                restore["skills"] = tuple(self._skills.terms[t] for t in ids.tolist())
-        return attrs.evolve(p, **restore) if restore else p
+        return self._engine.profile(int(self._rows[i]))

@@ -125,10 +125,14 @@ class TextIndex:
         self.terms: list[str] = []
         self._df = np.zeros(0, dtype=np.float64)
         self._segments: list[_Segment] = []
-        # Buffered rows, in order: row -> (term ids, weighted frequencies). Document frequencies
-        # count flushed rows only; every read of them flushes first.
-        # (C int and float arrays: compact, and joined as bytes at the flush)
-        self._pending: dict[int, tuple[array[int], array[float]]] = {}
+        # Buffered rows, in order: their numbers, how many terms each has, and all their term ids
+        # and weighted frequencies end to end. Document frequencies count flushed rows only;
+        # every read of them flushes first. (Growing C arrays, not an object per row: a big
+        # build leaves no small allocations behind to fragment memory.)
+        self._pending_rows = array("i")
+        self._pending_sizes = array("i")
+        self._pending_terms = array("i")
+        self._pending_tf = array("f")
         # Per row: length, live flag, and where its forward vector lives.
         self._length = np.zeros(0, dtype=np.float32)
         self._live = np.zeros(0, dtype=bool)
@@ -180,14 +184,17 @@ class TextIndex:
         self._seg_of[row] = -1
         self._total_length += length
         self._n_live += 1
-        self._pending[row] = (array("i", id_list), array("f", tf_list))
+        self._pending_rows.append(row)
+        self._pending_sizes.append(len(id_list))
+        self._pending_terms.extend(id_list)
+        self._pending_tf.extend(tf_list)
 
     def remove(self, row: int) -> bool:
         """Tombstone ``row``; returns False when it was not indexed."""
         if row >= len(self._live) or not self._live[row]:
             return False
         if self._seg_of[row] == -1:
-            self._pending.pop(row, None)  # not counted in the document frequencies yet
+            pass  # buffered: not counted in the document frequencies yet, dropped at the flush
         else:
             ids, _ = self.vector(row)
             self._df[ids] -= 1.0
@@ -201,19 +208,28 @@ class TextIndex:
         self._flush()
 
     def _flush(self) -> None:
-        if not self._pending:
+        if not self._pending_rows:
             return
-        pending = self._pending
-        self._pending = {}
-        n = len(pending)
-        rows = np.fromiter(pending, dtype=np.int32, count=n)
-        sizes = np.fromiter((len(v[0]) for v in pending.values()), dtype=np.int32, count=n)
-        indptr = np.zeros(n + 1, dtype=np.int32)
+        rows = np.frombuffer(self._pending_rows, dtype=np.int32).copy()
+        sizes = np.frombuffer(self._pending_sizes, dtype=np.int32).astype(np.int64)
+        terms = np.frombuffer(self._pending_terms, dtype=np.int32).copy()
+        tf = np.frombuffer(self._pending_tf, dtype=np.float32).copy()
+        self._pending_rows = array("i")
+        self._pending_sizes = array("i")
+        self._pending_terms = array("i")
+        self._pending_tf = array("f")
+        # keep live rows, and of a row buffered twice only its last version
+        last = np.zeros(len(rows), dtype=bool)
+        _, first_from_end = np.unique(rows[::-1], return_index=True)
+        last[len(rows) - 1 - first_from_end] = True
+        keep = last & self._live[rows] & (self._seg_of[rows] == -1)
+        if not keep.all():
+            postings = np.repeat(keep, sizes)
+            rows, sizes, terms, tf = rows[keep], sizes[keep], terms[postings], tf[postings]
+        if len(rows) == 0:
+            return
+        indptr = np.zeros(len(rows) + 1, dtype=np.int32)
         np.cumsum(sizes, out=indptr[1:])
-        total = int(indptr[-1])
-        values = pending.values()
-        terms = np.frombuffer(b"".join([v[0] for v in values]), dtype=np.int32, count=total)
-        tf = np.frombuffer(b"".join([v[1] for v in values]), dtype=np.float32, count=total)
         self._append_segment(rows, indptr, terms, tf)
 
     def _append_segment(
@@ -303,10 +319,10 @@ class TextIndex:
         """The term ids and weighted frequencies of ``row``."""
         seg = int(self._seg_of[row]) if row < len(self._seg_of) else -1
         if seg == -1:
-            found = self._pending.get(row)
-            if found is None:
+            self._flush()  # buffered rows are read rarely: make them a segment
+            seg = int(self._seg_of[row]) if row < len(self._seg_of) else -1
+            if seg == -1:
                 return np.zeros(0, np.int32), np.zeros(0, np.float32)
-            return np.array(found[0], dtype=np.int32), np.array(found[1], dtype=np.float32)
         s = self._segments[seg]
         pos = int(self._pos_of[row])
         a, b = s.doc_indptr[pos], s.doc_indptr[pos + 1]
