@@ -172,8 +172,10 @@ def measure(
     queries: list[Any],
     budget_s: float,
     note: str = "",
+    after: Callable[[Any], dict[str, Any]] | None = None,
 ) -> Figures:
-    """Build with ``build()``, then time ``query(index, q)`` over ``queries``; frees the index."""
+    """Build with ``build()``, then time ``query(index, q)`` over ``queries``; ``after(index)``
+    adds figures to the details; frees the index."""
     gc.collect()
     before = rss_mb()
     reset_peak()
@@ -187,6 +189,8 @@ def measure(
         fig.build_s = fig.detail.pop("build_s", build_s)
     fig.latencies_ms, stopped = time_queries(functools.partial(query, index), queries, budget_s)
     fig.note = "; ".join(x for x in (fig.note, stopped) if x)
+    if after is not None:
+        fig.detail.update(after(index))
     del index
     gc.collect()
     return fig
@@ -269,6 +273,34 @@ def _role(o: Opening) -> Any:
         location=Location(city=o.city, country_code=o.country),
         remote=RemotePolicy(o.remote),
     )
+
+
+def relcrm_agreement(engine: Any, roles: list[Any], purpose: str | None) -> dict[str, Any]:
+    """How far the first stage's posting budget changes the results: the share of each query's
+    top 20 that an unbounded first stage (every posting list read) also returns, and the p50 of
+    that unbounded query."""
+    budget = getattr(engine, "budget", None)
+    if budget is None:
+        return {}
+    bounded = [{m.person_id for m in query_relcrm(engine, r, purpose)} for r in roles]
+    engine.budget = None
+    try:
+        unbounded: list[set[str]] = []
+        times: list[float] = []
+        for r in roles:
+            t0 = time.perf_counter()
+            unbounded.append({m.person_id for m in query_relcrm(engine, r, purpose)})
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        engine.budget = budget
+    pairs = list(zip(bounded, unbounded, strict=True))
+    shares = [len(a & b) / max(len(b), 1) for a, b in pairs]
+    return {
+        "budget": budget,
+        "agreement_at_20": round(float(np.mean(shares)), 4),
+        "identical_top20_share": round(float(np.mean([a == b for a, b in pairs])), 4),
+        "unbounded_p50_ms": round(float(np.percentile(times, 50)), 2),
+    }
 
 
 def relcrm_api() -> str:
@@ -530,6 +562,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             roles,
             budget_s=1e9,
             note="full match: filters + all signals + explanations",
+            after=lambda engine: relcrm_agreement(engine, roles, args.purpose),
         )
         del roles
         print(f"relcrm: built in {rel.build_s:.1f} s {rel.detail}; api: {relcrm_api()}", flush=True)

@@ -442,3 +442,36 @@ def test_the_engine_rebuilds_every_field_of_an_indexed_profile() -> None:
     )
     e._compact()  # renumbered rows keep their sparse fields
     assert attrs_evolve(e.profile(e._row_of["rich"]), terms=()) == attrs_evolve(want, terms=())
+
+
+def test_a_posting_budget_changes_who_is_considered_not_how_they_are_scored() -> None:
+    crowd = [
+        profile(person(f"p{i:03d}", "Team Member", ["Worked with the team on daily work."]))
+        for i in range(300)
+    ]
+    rare = profile(
+        person(
+            "rare",
+            "Hydrographic Surveyor",
+            ["Ran multibeam bathymetry surveys for the team."],
+            skills=("hydrography",),
+        )
+    )
+    role = RoleProfile(
+        id="r",
+        title="Hydrographic Surveyor",
+        description="Multibeam bathymetry surveys with a friendly team; daily work on boats.",
+    )
+    full = MatchEngine(budget=None)
+    full.index([*crowd, rare])
+    tight = MatchEngine(budget=20)
+    tight.index([*crowd, rare])
+    # the common words ("team", "work", "daily") have 300 postings each: over the budget
+    assert sum(len(sp.sizes) for sp in tight._text.spans(role.terms())) > 3
+    got, want = tight.match(role, now=NOW, limit=5), full.match(role, now=NOW, limit=5)
+    assert got.matches[0].person_id == want.matches[0].person_id == "rare"
+    assert got.considered < want.considered
+    # the same person gets the same score and explanation either way
+    assert got.matches[0].score == pytest.approx(want.matches[0].score, rel=1e-9)
+    assert got.matches[0].explanation == want.matches[0].explanation
+    assert MatchEngine().budget == 200_000

@@ -28,7 +28,7 @@ from ..model import (
     Seniority,
 )
 from ._index import FloatArray as Float32Array
-from ._index import IntArray, TextIndex
+from ._index import IntArray, Query, TextIndex
 from ._profiles import NO_STRINGS, CandidateContext, CandidateProfile, RoleProfile
 from ._signals import (
     AVAILABILITY_VALUE,
@@ -515,19 +515,11 @@ class MatchEngine:
         if cached is None or cached[0] != self._version:
             if len(self._skill_queries) > 1024:
                 self._skill_queries.clear()
-            cached = self._skill_queries[key] = (self._version, self._skill_query(skills))
+            cached = self._skill_queries[key] = (self._version, Query(self._skill_query(skills)))
         q = cached[1]
         from ._skills import skill_key
 
         return q, sum(q[skill_key(s)] for s in skills) or 1.0
-
-    def _coverage_at(
-        self, query: tuple[dict[str, float], float], rows: np.ndarray[Any, Any]
-    ) -> FloatArray:
-        q, total = query
-        if not q:
-            return np.zeros(len(rows))
-        return np.minimum(self._skills.coverage_at(q, rows) / total, 1.0)
 
     def _scratch_buffer(self, rows: int) -> np.ndarray[Any, np.dtype[np.float32]]:
         """A zeroed float buffer of ``rows`` scores, kept between queries (callers zero back what
@@ -595,7 +587,27 @@ class MatchEngine:
             if k == 0:
                 top = float(buf[hit].max()) or 1.0
             hits_parts.append(hit)
-        hits = np.concatenate(hits_parts) if len(hits_parts) > 1 else hits_parts[0]
+        hits, estimate = self._collect(
+            np.concatenate(hits_parts) if len(hits_parts) > 1 else hits_parts[0], eligible, rows
+        )
+        if len(hits) > self.shortlist:
+            best = np.argpartition(-estimate, self.shortlist - 1)[: self.shortlist]
+            hits = hits[best]
+        return np.sort(hits).astype(np.int64)
+
+    def _collect(
+        self, hits: IntArray, eligible: np.ndarray[Any, np.dtype[np.bool_]], rows: int
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], Float32Array]:
+        """The eligible rows the scratch buffer holds a positive estimate for, once each, and
+        their estimates; leaves the buffer zeroed. ``hits``: every row written, repeats and all."""
+        buf = self._scratch
+        if len(hits) * 8 > rows:
+            # many postings: one pass over the buffer beats de-duplicating them
+            dense = buf[:rows]
+            found = np.flatnonzero((dense > 0) & eligible[:rows])
+            estimate = dense[found]
+            dense[:] = 0.0
+            return found, estimate
         estimate = buf[hits]
         buf[hits] = 0.0
         # one entry per row: the last write of a row's position wins the stamp
@@ -603,11 +615,7 @@ class MatchEngine:
         positions = np.arange(len(hits), dtype=np.int32)
         stamp[hits] = positions
         first = (stamp[hits] == positions) & eligible[hits] & (estimate > 0)
-        hits, estimate = hits[first], estimate[first]
-        if len(hits) > self.shortlist:
-            best = np.argpartition(-estimate, self.shortlist - 1)[: self.shortlist]
-            hits = hits[best]
-        return np.sort(hits).astype(np.int64)
+        return hits[first].astype(np.int64), estimate[first]
 
     def _scratch_stamp(self, rows: int) -> np.ndarray[Any, np.dtype[np.int32]]:
         stamp = self._stamp
@@ -636,15 +644,15 @@ class MatchEngine:
             return MatchResults(matches=(), filtered={})
         eligible, filtered = self._eligible(role.id, now, purpose, rows)
 
-        query = role.terms()
-        title_query = dict.fromkeys(role.titles, 1.0)
+        query: dict[str, float] = Query(role.terms())
+        title_query = Query(dict.fromkeys(role.titles, 1.0))
         req_query = self._skill_query_cached(role.required_skills)
         nice_query = self._skill_query_cached(role.nice_to_have_skills)
         pool = self._first_stage(query, title_query, req_query, nice_query, eligible, rows)
         if self.feedback_docs > 0 and len(pool):
             text = np.zeros(rows)
             text[pool] = self._text.scores_at(query, pool)
-            query = self._feedback(query, text)
+            query = Query(self._feedback(query, text))
             pool = self._first_stage(query, title_query, req_query, nice_query, eligible, rows)
         if consent is not None and len(pool):
             keep = np.array([consent(self._pid(r)) for r in pool.tolist()], dtype=bool)
@@ -660,20 +668,21 @@ class MatchEngine:
         features = {
             "text": t / (t.max() or 1.0),
             "title": np.clip(overlap / np.sqrt(tlen * max(len(title_query), 1)), 0.0, 1.0),
-            "required_skills": self._coverage_at(req_query, pool),
-            "nice_to_have_skills": self._coverage_at(nice_query, pool),
         }
+        req_cov, nice_cov = self._skills.coverages_at([req_query[0], nice_query[0]], pool)
+        features["required_skills"] = np.minimum(req_cov / req_query[1], 1.0)
+        features["nice_to_have_skills"] = np.minimum(nice_cov / nice_query[1], 1.0)
         profiles = _Rows(self, pool)
         batch = MatchBatch(
             role=role,
             profiles=profiles,
             now=now,
             features=features,
-            columns={k: v[pool] for k, v in self._cols.items()},
+            columns={k: v[pool] for k, v in self._cols.items() if k not in _PROFILE_ONLY},
             codes=self._codes,
         )
         matches = self._rank(
-            batch, limit, lambda i: self._pid(int(pool[i])), lambda i: role.id, pool
+            batch, limit, lambda i: self._pid(int(pool[i])), lambda i: role.id, pool, query
         )
         return MatchResults(matches=matches, filtered=filtered, considered=len(pool))
 
@@ -740,6 +749,7 @@ class MatchEngine:
         person_of: Callable[[int], str],
         role_of: Callable[[int], str],
         pool: np.ndarray[Any, Any] | None = None,
+        query: Mapping[str, float] | None = None,
     ) -> tuple[Match, ...]:
         n = len(batch.profiles)
         values: list[tuple[MatchSignal, FloatArray]] = []
@@ -762,7 +772,7 @@ class MatchEngine:
         top = np.argpartition(-score, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.lexsort((top, -score[top]))]
         out = []
-        query = batch.role.terms()
+        query = batch.role.terms() if query is None else query
         for i in top.tolist():
             contributions = tuple(
                 Contribution(
@@ -892,7 +902,8 @@ def _explain(
         if key in have:
             matched.append(SkillMatch(skill, aliases.get(key) or display(key)))
             continue
-        near = [r for r in related(key) if r in have]
+        nearby = related(key)
+        near = [r for r in nearby if r in have] if not have.isdisjoint(nearby) else []
         if near:
             matched.append(
                 SkillMatch(skill, aliases.get(near[0]) or display(near[0]), partial=True)
@@ -914,6 +925,10 @@ _REASONS: tuple[ArchiveReasonType, ...] = tuple(ArchiveReasonType)
 _AVAILABILITIES: tuple[Availability, ...] = tuple(Availability)
 _SENIORITIES: tuple[Seniority, ...] = tuple(SENIORITY_ORDER)
 _REMOTES: dict[int, RemotePolicy | None] = {v: k for k, v in REMOTE_CODE.items()}
+#: Columns only :meth:`MatchEngine.profile` reads (signals get the others).
+_PROFILE_ONLY = frozenset(
+    ["ctx_warmth", "ctx_milestone", "ctx_reason", "ctx_availability", "ctx_check_back", "segment"]
+)
 #: Columns that hold instants (epoch days) and need float64; the others are small codes.
 _WIDE_COLUMNS = frozenset(
     ["check_back", "last_activity", "hired_at", "ctx_check_back", "ctx_warmth"]

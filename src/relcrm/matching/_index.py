@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 
-__all__ = ["PostingSpans", "TextIndex", "ranges"]
+__all__ = ["PostingSpans", "Query", "TextIndex", "ranges"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 IntArray = np.ndarray[Any, np.dtype[np.int32]]
@@ -112,6 +112,17 @@ class PostingSpans:
     starts: np.ndarray[Any, np.dtype[np.int64]]
     sizes: np.ndarray[Any, np.dtype[np.int64]]
     scales: np.ndarray[Any, np.dtype[np.float64]]
+
+
+class Query(dict[str, float]):
+    """A weighted bag of terms that remembers its term ids per index (for queries reused across
+    calls, such as the engine's cached skill queries)."""
+
+    __slots__ = ("vectors",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.vectors: dict[tuple[int, int], tuple[IntArray, FloatArray]] = {}
 
 
 class TextIndex:
@@ -335,9 +346,22 @@ class TextIndex:
         return np.log1p((n - df + 0.5) / (df + 0.5))
 
     def query_vector(self, query: Mapping[str, float]) -> tuple[IntArray, FloatArray]:
-        pairs = [(self.vocab[t], w) for t, w in query.items() if t in self.vocab and w > 0]
-        ids = np.array([p[0] for p in pairs], dtype=np.int32)
-        weights = np.array([p[1] for p in pairs], dtype=np.float32)
+        """The known terms of ``query`` as ids, and their weights (a :class:`Query` keeps them
+        for the next call on this index while the vocabulary is unchanged)."""
+        memo = query.vectors if isinstance(query, Query) else None
+        key = (id(self), len(self.terms))
+        if memo is not None and key in memo:
+            return memo[key]
+        get = self.vocab.get
+        ids_list = [get(t, -1) for t in query]
+        weight_list = list(query.values())
+        ids = np.array(ids_list, dtype=np.int32)
+        weights = np.array(weight_list, dtype=np.float32)
+        keep = (ids >= 0) & (weights > 0)
+        if not keep.all():
+            ids, weights = ids[keep], weights[keep]
+        if memo is not None:
+            memo[key] = (ids, weights)
         return ids, weights
 
     def scores(self, query: Mapping[str, float], rows: int) -> FloatArray:
@@ -524,13 +548,25 @@ class TextIndex:
         self, query: Mapping[str, float], rows: np.ndarray[Any, np.dtype[np.integer[Any]]]
     ) -> np.ndarray[Any, np.dtype[np.float64]]:
         """:meth:`coverage` of ``rows`` (live rows), computed from their own terms."""
-        owner, terms, _ = self._entries(rows)
-        if len(owner) == 0:
-            return np.zeros(len(rows))
-        dense = self._dense_query(query)
-        out: np.ndarray[Any, np.dtype[np.float64]] = np.bincount(
-            owner, dense[terms].astype(np.float64), minlength=len(rows)
-        ).astype(np.float64)
+        return self.coverages_at([query], rows)[0]
+
+    def coverages_at(
+        self,
+        queries: Sequence[Mapping[str, float]],
+        rows: np.ndarray[Any, np.dtype[np.integer[Any]]],
+    ) -> list[np.ndarray[Any, np.dtype[np.float64]]]:
+        """:meth:`coverage_at` of several queries, reading the rows' terms once."""
+        owner, terms, _ = self._entries(rows) if any(queries) else (None, None, None)
+        out: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+        for query in queries:
+            if not query or owner is None or terms is None or len(owner) == 0:
+                out.append(np.zeros(len(rows)))
+                continue
+            dense = self._dense_query(query)
+            sums: np.ndarray[Any, np.dtype[np.float64]] = np.bincount(
+                owner, dense[terms].astype(np.float64), minlength=len(rows)
+            ).astype(np.float64)
+            out.append(sums)
         return out
 
     def vectors_at(
