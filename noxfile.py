@@ -53,7 +53,13 @@ def _build_wheel(session: nox.Session) -> pathlib.Path:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite against the built and installed wheel (arguments go to pytest)."""
+    """Run the test suite against the built and installed wheel (arguments go to pytest).
+
+    The ``tests`` extra includes the PostgreSQL driver, so the PostgreSQL backend is tested too,
+    against the server at ``$RELCRM_TEST_POSTGRES_URL`` (by default
+    ``postgresql://postgres@127.0.0.1:5432/test``). Without a server those tests are skipped, or
+    fail when ``CI=true``.
+    """
     wheel = _build_wheel(session)
     session.install(f"{wheel}[tests]")
     # The version rarely changes between builds, so make sure this build's files are the ones

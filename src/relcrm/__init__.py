@@ -19,6 +19,7 @@ from .exceptions import (
     PluginError,
     RelcrmError,
     StorageError,
+    TransactionAborted,
     TransitionVetoed,
     UnknownBackend,
     ValidationError,
@@ -63,6 +64,7 @@ from .model import (
     TeamMember,
     Touchpoint,
 )
+from .retry import retry, retrying
 from .serialization import make_converter, structure, unstructure
 from .views import CandidacyView, CandidateView, ConsentView
 
@@ -122,6 +124,7 @@ __all__ = [
     "TalentPool",
     "TeamMember",
     "Touchpoint",
+    "TransactionAborted",
     "Transition",
     "TransitionVetoed",
     "UnknownBackend",
@@ -134,6 +137,8 @@ __all__ = [
     "make_converter",
     "open",
     "register_event_type",
+    "retry",
+    "retrying",
     "structure",
     "unstructure",
 ]

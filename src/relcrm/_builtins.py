@@ -46,6 +46,32 @@ class SQLiteStoragePlugin:
         register("sqlite", factory)
 
 
+class PostgresStoragePlugin:
+    """``postgresql://...`` (and ``postgres://...``): PostgreSQL through psycopg 3 and a
+    connection pool, installed with the ``relcrm[postgres]`` extra."""
+
+    @hookimpl
+    def relcrm_register_storage_backends(
+        self, register: "Callable[[str, StoreFactory], None]"
+    ) -> None:
+        def factory(url: str) -> "Store":
+            try:
+                from .storage.postgres import PostgresStore
+            except ImportError as exc:
+                if exc.name not in ("psycopg", "psycopg_pool"):
+                    raise
+                from .exceptions import BackendUnavailable
+
+                raise BackendUnavailable(
+                    f"the PostgreSQL backend needs {exc.name}, which is not installed; "
+                    "install relcrm[postgres]"
+                ) from exc
+            return PostgresStore(url)
+
+        register("postgresql", factory)
+        register("postgres", factory)
+
+
 class BuiltinNotifiersPlugin:
     """``memory`` (collects in a list) and ``log`` (one log line each) notifiers."""
 
@@ -89,6 +115,7 @@ class EscoSkillsPlugin:
 BUILTIN_PLUGINS: list[tuple[str, object]] = [
     ("relcrm.storage.memory", MemoryStoragePlugin()),
     ("relcrm.storage.sqlite", SQLiteStoragePlugin()),
+    ("relcrm.storage.postgres", PostgresStoragePlugin()),
     ("relcrm.notifiers", BuiltinNotifiersPlugin()),
     ("relcrm.pipelines", DefaultPipelinePlugin()),
     ("relcrm.skills.esco", EscoSkillsPlugin()),

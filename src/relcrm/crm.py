@@ -6,7 +6,8 @@ and one outbox row per notification are written together or not at all. After th
 """
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -26,7 +27,7 @@ from .exceptions import (
     TransitionVetoed,
     ValidationError,
 )
-from .ids import new_id
+from .ids import new_id, new_ids
 from .lifecycle import (
     Pipeline,
     TransitionContext,
@@ -69,7 +70,16 @@ from .notify.base import Notification, Notifier, Recipient
 from .plugins import call_each, collect_registrations, make_plugin_manager
 from .routing import RoutingContext, route
 from .serialization import structure, unstructure
-from .storage.base import EventRecord, OutboxRecord, Store, Transaction
+from .storage.base import (
+    EventRecord,
+    OutboxRecord,
+    Record,
+    Store,
+    Transaction,
+    add_outbox_many,
+    append_events,
+    insert_many,
+)
 from .views import CandidacyView, CandidateView, ConsentView
 
 if TYPE_CHECKING:
@@ -153,6 +163,73 @@ def _utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+def _created_data(person: Person) -> dict[str, Any]:
+    """The data of a ``person.created`` event."""
+    return {"name": person.name, "sources": list(person.sources), "owner_id": person.owner_id}
+
+
+#: Every field of a person, in order (see :func:`_with_created_at`).
+_PERSON_FIELDS = tuple(f.name for f in attrs.fields(Person))
+
+
+def _with_created_at(person: Person, moment: datetime) -> Person:
+    """``attrs.evolve(person, created_at=moment)`` for a bulk add: the other fields already
+    passed the person's converters and validators, and ``moment`` (the command's time) is
+    checked by the caller, so they are copied rather than checked again."""
+    new = object.__new__(Person)
+    for name in _PERSON_FIELDS:
+        object.__setattr__(new, name, getattr(person, name))
+    object.__setattr__(new, "created_at", moment)
+    return new
+
+
+#: People written per round of bulk writes in :meth:`CRM.add_people`.
+_CHUNK = 50
+
+
+def _routed_alike(person: Person) -> bool:
+    """Whether the ``person.created`` event of ``person`` is routed like that of any other new
+    person who has no owner and may be contacted (see :class:`_CreatedOutbox`)."""
+    return not person.owner_id and (
+        person.preferences.availability is not Availability.DO_NOT_CONTACT
+    )
+
+
+@attrs.frozen
+class _CreatedNotice:
+    """The candidate's notifications of one ``person.created`` event of a bulk add, as a
+    template for the others routed alike: their line is ``head + name + tail``."""
+
+    head: str
+    tail: str
+    body_tail: str
+    payload: Mapping[str, Any]
+    recipient: Mapping[str, Any]
+    next_attempt_at: str
+    notifiers: tuple[str, ...]
+
+    def rows(self, event_id: str, person: Person, ids: Iterator[str]) -> list[OutboxRecord]:
+        """The rows for ``person``'s event, one per notifier, with ids taken from ``ids``."""
+        line = self.head + person.name + self.tail
+        to = {**self.recipient, "id": person.id, "address": person.email}
+        out = []
+        for name in self.notifiers:
+            nid = next(ids)
+            message = {
+                **self.payload,
+                "id": nid,
+                "event_id": event_id,
+                "recipient": dict(to),
+                "subject": line,
+                "body": line + self.body_tail,
+                "data": {"name": person.name},
+            }
+            out.append(
+                OutboxRecord(nid, event_id, name, to, message, next_attempt_at=self.next_attempt_at)
+            )
+        return out
+
+
 class _UnitOfWork:
     """The state one command works on: a transaction, the time, and the events it emits."""
 
@@ -161,6 +238,11 @@ class _UnitOfWork:
         self.tx = tx
         self.now = now
         self.events: list[Event] = []
+        #: Outbox rows a bulk command wrote itself (``events`` get theirs in :meth:`CRM._command`).
+        self.outbox: list[OutboxRecord] = []
+        #: Makes the events a bulk command wrote itself; called after the commit, and only if
+        #: something reads them (the match index, ``relcrm_event_committed`` plugins).
+        self.written_events: Callable[[], list[Event]] | None = None
         self.correlation_id = new_id("cor")
         self.context = TransitionContext(now=now, new_id=new_id, correlation_id=self.correlation_id)
 
@@ -225,6 +307,51 @@ class _UnitOfWork:
             {"person": person_id},
             {"from_stage": rel.value.stage.value, "to_stage": stage.value},
         )
+
+
+class _CreatedOutbox:
+    """The outbox rows of the ``person.created`` events of one bulk add, made chunk by chunk in
+    event order, as :meth:`CRM._outbox_rows` makes them event by event.
+
+    People who are reachable and have no owner are all routed alike, so their rows follow from
+    the first such person's, routed the usual way (:meth:`CRM._created_notice`); anyone else, or
+    everyone when the rows cannot follow, is routed the usual way. Row ids are made in event
+    order either way."""
+
+    def __init__(self, crm: "CRM", uow: _UnitOfWork, event: Callable[[str, Person], Event]) -> None:
+        self.crm = crm
+        self.uow = uow
+        self.event = event
+        self.notice: _CreatedNotice | None = None
+        self.sampled = False
+
+    def rows(self, made: Iterable[tuple[str, Person]]) -> list[OutboxRecord]:
+        """The rows for ``made``: the event id and person of each event, in order."""
+        rows: list[OutboxRecord] = []
+        run: list[tuple[str, Person]] = []  # people whose rows follow from the notice
+        for event_id, p in made:
+            alike = _routed_alike(p)
+            if alike and self.notice is not None:
+                run.append((event_id, p))
+                continue
+            self._follow(run, rows)
+            known = (p, self.crm._new_relationship(p))
+            event = self.event(event_id, p)
+            own = self.crm._outbox_rows(self.uow, event, known)
+            rows.extend(own)
+            if alike and not self.sampled:
+                self.sampled = True
+                self.notice = self.crm._created_notice(self.uow, event, known, own)
+        self._follow(run, rows)
+        return rows
+
+    def _follow(self, run: list[tuple[str, Person]], rows: list[OutboxRecord]) -> None:
+        """Add the rows of ``run`` (people routed like the sample) to ``rows``, and empty it."""
+        if self.notice is not None and run:
+            ids = iter(new_ids("ntf", len(run) * len(self.crm.notifiers)))
+            for event_id, p in run:
+                rows.extend(self.notice.rows(event_id, p, ids))
+        run.clear()
 
 
 class CRM:
@@ -333,21 +460,30 @@ class CRM:
                 for row in self._outbox_rows(uow, event):
                     tx.add_outbox(row)
                     rows.append(row)
-        self._after_commit(uow.events, rows)
+        self._after_commit(uow.events, [*uow.outbox, *rows], uow.written_events)
         return result
 
-    def _routing_context(self, uow: _UnitOfWork, event: Event) -> RoutingContext | None:
+    def _routing_context(
+        self, uow: _UnitOfWork, event: Event, known: tuple[Person, Relationship] | None = None
+    ) -> RoutingContext | None:
+        """What routing needs to know about ``event``, read in the transaction; ``known`` gives
+        the event's person and relationship when the command has them at hand."""
         if event.person_id is None:
             opening_id = event.subjects.get("opening")
             opening = uow.maybe(Opening, opening_id) if opening_id else None
             if opening is None or not opening.value.owner_id:
                 return None
             return RoutingContext(opening_owner_id=opening.value.owner_id)
-        person = uow.maybe(Person, event.person_id)
-        if person is None:
-            return None
-        rel = uow.maybe(Relationship, event.person_id)
-        owners = [person.value.owner_id or "", *(rel.value.owner_ids if rel else ())]
+        if known is not None:
+            person_value: Person = known[0]
+            rel_value: Relationship | None = known[1]
+        else:
+            person = uow.maybe(Person, event.person_id)
+            if person is None:
+                return None
+            rel = uow.maybe(Relationship, event.person_id)
+            person_value, rel_value = person.value, rel.value if rel else None
+        owners = [person_value.owner_id or "", *(rel_value.owner_ids if rel_value else ())]
         opening_id = event.subjects.get("opening")
         if opening_id and event.actor.role is ActorRole.CANDIDATE:
             opening = uow.maybe(Opening, opening_id)
@@ -355,14 +491,16 @@ class CRM:
                 owners.append(opening.value.owner_id)
         referrer = event.data.get("referrer_id") if event.type.startswith("candidacy.") else None
         return RoutingContext(
-            candidate_address=person.value.email,
-            do_not_contact=person.value.preferences.availability is Availability.DO_NOT_CONTACT,
+            candidate_address=person_value.email,
+            do_not_contact=person_value.preferences.availability is Availability.DO_NOT_CONTACT,
             owner_ids=tuple(owners),
             referrer_id=referrer if isinstance(referrer, str) else None,
         )
 
-    def _outbox_rows(self, uow: _UnitOfWork, event: Event) -> list[OutboxRecord]:
-        ctx = self._routing_context(uow, event) if self.notifiers else None
+    def _outbox_rows(
+        self, uow: _UnitOfWork, event: Event, known: tuple[Person, Relationship] | None = None
+    ) -> list[OutboxRecord]:
+        ctx = self._routing_context(uow, event, known) if self.notifiers else None
         if ctx is None:
             return []
         rows = []
@@ -393,7 +531,15 @@ class CRM:
                 )
         return rows
 
-    def _after_commit(self, events: Sequence[Event], rows: Sequence[OutboxRecord]) -> None:
+    def _after_commit(
+        self,
+        events: Sequence[Event],
+        rows: Sequence[OutboxRecord],
+        written_events: Callable[[], list[Event]] | None = None,
+    ) -> None:
+        hook = self.plugin_manager.hook.relcrm_event_committed
+        if written_events is not None and (self._talent is not None or hook.get_hookimpls()):
+            events = [*written_events(), *events]
         if self._talent is not None and events:
             try:
                 self._talent.refresh(events)  # matchable as soon as the command returns
@@ -402,7 +548,6 @@ class CRM:
                 # write it twice). Drop the index; the next match rebuilds it from the store.
                 log.exception("could not update the match index; it will be rebuilt on next use")
                 self._talent = None
-        hook = self.plugin_manager.hook.relcrm_event_committed
         for event in events:
             for plugin, call in call_each(hook, crm=self, event=event):
                 try:
@@ -679,29 +824,138 @@ class CRM:
         """Add many people in one transaction: every one of them, or (on any error) none.
 
         Every input is validated before anything is written; bulk importers call this once per
-        batch.
+        batch. What is written is what :meth:`add_person` writes for each of them (the events
+        share one correlation id), with the storage port's bulk writes
+        (:func:`relcrm.storage.base.insert_many` and friends).
         """
         batch = [self._input(p, Person) for p in people]
         for p in batch:
             check_action("create_person", actor, p.id)
-        ids = [p.id for p in batch]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
+        counts = Counter(p.id for p in batch)
+        if len(counts) != len(batch):
+            dup = next(p.id for p in batch if counts[p.id] > 1)
             raise AlreadyExists("person", dup, "given twice in one batch")
-        return self._command(lambda uow: [self._insert_person(uow, p, actor) for p in batch])
+        if len(batch) < 2:
+            return self._command(lambda uow: [self._insert_person(uow, p, actor) for p in batch])
+        return self._command(lambda uow: self._insert_people(uow, batch, actor))
 
     def _insert_person(self, uow: _UnitOfWork, p: Person, actor: Actor) -> Person:
         new = p if p.created_at is not None else attrs.evolve(p, created_at=uow.now)
         uow.insert(new)
-        owners = (new.owner_id,) if new.owner_id else ()
-        uow.insert(Relationship(new.id, self.organisation, owner_ids=owners))
-        uow.emit(
-            "person.created",
-            actor,
-            {"person": new.id},
-            {"name": new.name, "sources": list(new.sources), "owner_id": new.owner_id},
-        )
+        uow.insert(self._new_relationship(new))
+        uow.emit("person.created", actor, {"person": new.id}, _created_data(new))
         return new
+
+    def _new_relationship(self, person: Person) -> Relationship:
+        owners = (person.owner_id,) if person.owner_id else ()
+        return Relationship(person.id, self.organisation, owner_ids=owners)
+
+    def _insert_people(
+        self, uow: _UnitOfWork, batch: Sequence[Person], actor: Actor
+    ) -> list[Person]:
+        """What :meth:`_insert_person` does for each of ``batch`` (checked, ids distinct), with
+        bulk writes: the same records, events and outbox rows.
+
+        The per-person work is kept small: the first person's event is made and encoded the
+        usual way and serves as the template for the others' (same type, time, actor and
+        correlation id); relationships of people without an owner differ only in the person id;
+        and the candidate's notification is derived from one routed the usual way
+        (:meth:`_created_notice`), falling back to routing each person when it cannot be. The
+        rows are written a chunk of people at a time, so that few of them are held at once.
+        """
+        now = uow.now
+        # Made through make_event, so the time, actor and visibility are checked once for all.
+        proto = make_event(uow.context, "person.created", actor, {"person": batch[0].id}, {})
+        people = [p if p.created_at is not None else _with_created_at(p, now) for p in batch]
+        event_ids = [proto.id, *new_ids("evt", len(people) - 1)]
+        envelope = unstructure(proto)
+        occurred_at = _utc_iso(now)
+        ownerless = unstructure(Relationship("-", self.organisation))
+
+        def event(event_id: str, person: Person) -> Event:
+            # What make_event gives for this person (only the id comes from the batch).
+            return attrs.evolve(
+                proto, id=event_id, subjects={"person": person.id}, data=_created_data(person)
+            )
+
+        outbox = _CreatedOutbox(self, uow, event) if self.notifiers else None
+        for start in range(0, len(people), _CHUNK):
+            chunk = list(
+                zip(event_ids[start : start + _CHUNK], people[start : start + _CHUNK], strict=True)
+            )
+            records: list[Record] = []
+            log: list[EventRecord] = []
+            for event_id, p in chunk:
+                pid = p.id
+                records.append(Record("person", pid, 1, unstructure(p), pid))
+                if p.owner_id:
+                    rel_data = unstructure(self._new_relationship(p))
+                else:
+                    rel_data = {**ownerless, "person_id": pid}
+                records.append(Record("relationship", pid, 1, rel_data, pid))
+                payload = {
+                    **envelope,
+                    "id": event_id,
+                    "subjects": {"person": pid},
+                    "data": _created_data(p),
+                }
+                log.append(EventRecord(event_id, proto.type, occurred_at, payload, pid))
+            insert_many(uow.tx, records)
+            append_events(uow.tx, log)
+            if outbox is not None:
+                rows = outbox.rows(chunk)
+                add_outbox_many(uow.tx, rows)
+                if self.autodispatch:  # delivered after the commit
+                    uow.outbox.extend(rows)
+        uow.written_events = lambda: [
+            event(event_id, p) for event_id, p in zip(event_ids, people, strict=True)
+        ]
+        return people
+
+    def _created_notice(
+        self,
+        uow: _UnitOfWork,
+        event: Event,
+        known: tuple[Person, Relationship],
+        rows: Sequence[OutboxRecord],
+    ) -> "_CreatedNotice | None":
+        """How the ``person.created`` rows of people routed like ``known[0]`` follow from
+        ``rows``, its own; ``None`` when they may not: the actor is a candidate, the event does
+        not go to exactly that candidate with only their name, or the line does not hold the name
+        verbatim."""
+        if event.actor.role is ActorRole.CANDIDATE or len(rows) != len(self.notifiers):
+            return None
+        ctx = self._routing_context(uow, event, known)
+        routed = route(event, ctx) if ctx is not None else []
+        if len(routed) != 1:
+            return None
+        viewer, shown = routed[0]
+        if viewer != Actor(ActorRole.CANDIDATE, known[0].id) or list(shown.data) != ["name"]:
+            return None
+        mark = "\ue000"
+        probe = describe_event(attrs.evolve(shown, data={"name": mark}), viewer)
+        if probe.count(mark) != 1:
+            return None
+        head, tail = probe.split(mark)
+        for name in (known[0].name, "", " {name} 'x' \"y\" %s " * 9):
+            if (
+                describe_event(attrs.evolve(shown, data={"name": name}), viewer)
+                != head + name + tail
+            ):
+                return None
+        first = rows[0]
+        subject, body = first.payload["subject"], first.payload["body"]
+        if subject != head + known[0].name + tail or not body.startswith(subject):
+            return None
+        return _CreatedNotice(
+            head=head,
+            tail=tail,
+            body_tail=body[len(subject) :],
+            payload=first.payload,
+            recipient=first.recipient,
+            next_attempt_at=first.next_attempt_at,
+            notifiers=tuple(self.notifiers),
+        )
 
     def update_profile(
         self,

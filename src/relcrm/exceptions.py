@@ -19,6 +19,7 @@ __all__ = [
     "PluginError",
     "RelcrmError",
     "StorageError",
+    "TransactionAborted",
     "TransitionVetoed",
     "UnknownBackend",
     "ValidationError",
@@ -110,6 +111,42 @@ class StorageError(RelcrmError):
 
 class BackendUnavailable(StorageError):
     """A storage backend could not be reached or opened."""
+
+
+class TransactionAborted(ConcurrencyConflict, StorageError):
+    """The database aborted a transaction to settle a conflict with a concurrent one (a deadlock
+    or a serialization failure). Nothing of the transaction was written; run the command again.
+
+    It is a :class:`ConcurrencyConflict`, so one retry loop handles both, and a
+    :class:`StorageError`, since the backend raised it. ``sqlstate`` is the database's error code
+    (``40P01`` deadlock detected, ``40001`` serialization failure) and ``action`` says what relcrm
+    was doing. ``kind``, ``id`` and ``expected`` name the record being written and the version it
+    was expected at when the database gave up (``""``, ``""`` and ``0`` when no record was being
+    written); ``actual`` is ``None``, because the stored version is not known.
+    """
+
+    def __init__(
+        self,
+        action: str,
+        sqlstate: str,
+        reason: str,
+        *,
+        kind: str = "",
+        id: str = "",
+        expected: int = 0,
+    ) -> None:
+        self.action = action
+        self.sqlstate = sqlstate
+        self.reason = reason
+        self.kind = kind
+        self.id = id
+        self.expected = expected
+        self.actual = None
+        StorageError.__init__(
+            self,
+            f"the database aborted the transaction while trying to {action} "
+            f"({sqlstate}: {reason}); nothing was written, run the command again",
+        )
 
 
 class UnknownBackend(RelcrmError):

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ._validators import aware, non_empty
+from ._validators import InvalidField, aware, non_empty
 
 __all__ = [
     "Actor",
@@ -214,9 +214,11 @@ def normalise_tag(tag: str) -> str:
     return normalise_skill(tag)
 
 
-def _normalised(values: Iterable[str], normalise: Any) -> tuple[str, ...]:
+def _normalised(values: Iterable[str], normalise: Any, field: str) -> tuple[str, ...]:
     out: dict[str, None] = {}
-    for v in values:
+    for i, v in enumerate(values):
+        if not isinstance(v, str):  # the converter checks documents; this guards direct use
+            raise InvalidField(field, f"expected a string, got {type(v).__name__}", f"[{i}]")
         n = normalise(v)
         if n:
             out[n] = None
@@ -224,11 +226,11 @@ def _normalised(values: Iterable[str], normalise: Any) -> tuple[str, ...]:
 
 
 def _skills(values: Iterable[str]) -> tuple[str, ...]:
-    return _normalised(values, normalise_skill)
+    return _normalised(values, normalise_skill, "skills")
 
 
 def _tags(values: Iterable[str]) -> tuple[str, ...]:
-    return _normalised(values, normalise_tag)
+    return _normalised(values, normalise_tag, "tags")
 
 
 def _strings(values: Iterable[str]) -> tuple[str, ...]:

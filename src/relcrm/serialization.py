@@ -9,6 +9,8 @@ problem with its path (``"expected a string @ $.contacts[0].value"``).
 
 import enum
 import math
+import operator
+import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -87,10 +89,21 @@ def _is_mapping(t: Any) -> bool:
     return typing.get_origin(t) in (dict, Mapping)
 
 
+def _is_optional(t: Any) -> bool:
+    """``X | None`` (or ``Optional[X]``) for one type ``X``."""
+    args = typing.get_args(t)
+    return (
+        typing.get_origin(t) in (typing.Union, types.UnionType)
+        and len(args) == 2
+        and type(None) in args
+    )
+
+
 def configure_converter(converter: "cattrs.Converter") -> None:
     """Make ``converter`` strict in the way relcrm needs; usable on any cattrs converter."""
     import cattrs
     from cattrs.errors import IterableValidationNote
+    from cattrs.fns import identity
     from cattrs.gen import make_dict_structure_fn
 
     converter.register_structure_hook(str, _strict_str)
@@ -99,8 +112,8 @@ def configure_converter(converter: "cattrs.Converter") -> None:
     converter.register_structure_hook(bool, _strict_bool)
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_structure_hook(date, _structure_date)
-    converter.register_unstructure_hook(datetime, lambda v: v.isoformat())
-    converter.register_unstructure_hook(date, lambda v: v.isoformat())
+    converter.register_unstructure_hook(datetime, operator.methodcaller("isoformat"))
+    converter.register_unstructure_hook(date, operator.methodcaller("isoformat"))
 
     def tuple_factory(t: Any) -> Callable[[Any, Any], Any]:
         (item_type,) = typing.get_args(t)[:1]
@@ -168,10 +181,38 @@ def configure_converter(converter: "cattrs.Converter") -> None:
     # ``StrEnum`` members would otherwise inherit through single dispatch.
     for base in (enum.StrEnum, enum.Enum):
         converter.register_structure_hook(base, structure_enum)
-        converter.register_unstructure_hook(base, lambda v: v.value)
+        converter.register_unstructure_hook(base, operator.attrgetter("value"))
     converter.register_structure_hook_factory(_is_homogeneous_tuple, tuple_factory)
     converter.register_structure_hook_factory(_is_mapping, mapping_factory)
     converter.register_structure_hook_factory(attrs.has, attrs_factory)
+
+    # Unstructuring gives what cattrs gives, with fewer calls per value (bulk writes unstructure
+    # every record): a tuple of values that stay as they are is copied into a list in one call,
+    # other tuples with a list comprehension, and an optional value that stays as it is is not
+    # wrapped at all (generated functions then read the attribute directly).
+    def tuple_unstructure_factory(t: Any) -> Callable[[Any], Any]:
+        item_hook = converter.get_unstructure_hook(typing.get_args(t)[0])
+        if item_hook is identity:
+            return list
+
+        def unstructure_tuple(value: Any, _hook: Callable[[Any], Any] = item_hook) -> list[Any]:
+            return [_hook(item) for item in value]
+
+        return unstructure_tuple
+
+    def optional_unstructure_factory(t: Any) -> Callable[[Any], Any]:
+        (inner,) = (a for a in typing.get_args(t) if a is not type(None))
+        hook = converter.get_unstructure_hook(inner)
+        if hook is identity:
+            return identity
+
+        def unstructure_optional(value: Any, _hook: Callable[[Any], Any] = hook) -> Any:
+            return None if value is None else _hook(value)
+
+        return unstructure_optional
+
+    converter.register_unstructure_hook_factory(_is_homogeneous_tuple, tuple_unstructure_factory)
+    converter.register_unstructure_hook_factory(_is_optional, optional_unstructure_factory)
 
 
 def make_converter() -> "JsonConverter":
@@ -204,8 +245,13 @@ def structure(data: Any, cl: type[T]) -> T:
 
 
 def unstructure(obj: Any) -> Any:
-    """JSON-compatible data for any relcrm object (dicts, lists, strings, numbers, booleans)."""
-    return _converter().unstructure(obj)
+    """JSON-compatible data for any relcrm object (dicts, lists, strings, numbers, booleans).
+
+    Data nested too deeply to walk raises :class:`relcrm.ValidationError`."""
+    try:
+        return _converter().unstructure(obj)
+    except RecursionError:
+        raise ValidationError(_type_name(type(obj)), ["input nested too deeply @ $"]) from None
 
 
 _FIELD_MARK = "\x1f"

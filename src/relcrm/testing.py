@@ -36,6 +36,12 @@ may lower :attr:`StoreContract.thread_count` or :attr:`StoreContract.writes_per_
 backends. The suite uses only :mod:`relcrm.storage.base` and :mod:`relcrm.exceptions`, never the
 domain model.
 
+The bulk writes are tested through the functions of :mod:`relcrm.storage.base`
+(:func:`~relcrm.storage.base.insert_many`, :func:`~relcrm.storage.base.append_events`,
+:func:`~relcrm.storage.base.add_outbox_many`, :func:`~relcrm.storage.base.existing_ids`), so a
+backend with the optional bulk capability is held to exactly what the one-row fallbacks do for a
+backend without it.
+
 Fixtures
 --------
 :func:`memory_store` and :func:`sqlite_store` yield fresh stores of the built-in backends. Make them
@@ -50,10 +56,27 @@ from collections.abc import Iterator, Mapping, MutableMapping, MutableSequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
 import pytest
 
-from relcrm.exceptions import ConcurrencyConflict, NotFound, RelcrmError, StorageError
-from relcrm.storage.base import EventRecord, OutboxRecord, Record, Store, StoreFactory
+from relcrm.exceptions import (
+    AlreadyExists,
+    ConcurrencyConflict,
+    NotFound,
+    RelcrmError,
+    StorageError,
+)
+from relcrm.storage.base import (
+    EventRecord,
+    OutboxRecord,
+    Record,
+    Store,
+    StoreFactory,
+    add_outbox_many,
+    append_events,
+    existing_ids,
+    insert_many,
+)
 
 __all__ = ["StoreContract", "increment_counter", "memory_store", "sqlite_store"]
 
@@ -847,6 +870,197 @@ class StoreContract:
             add_again()
         assert store.get("person", "p1") is None
         assert [(r.id, r.notifier) for r in store.outbox()] == [("n1", "log")]
+
+    # -- bulk writes (the optional capability, or the one-row fallbacks) ------------------------
+
+    def test_insert_many(self, store: Store) -> None:
+        records = [
+            Record("person", f"p{n:04}", 1, {"n": n}, person_id=f"p{n:04}") for n in range(1200)
+        ]
+        records.append(Record("candidacy", "c1", 1, {"ok": True}, "p0001", "o1"))
+        records.append(Record("opening", "p0001", 1, {}, opening_id="p0001"))  # same id, new kind
+        with store.transaction() as tx:
+            insert_many(tx, [])
+            insert_many(tx, records[::-1])
+            assert tx.get("person", "p0007") == records[7]  # seen inside the transaction
+            assert _ids(tx.find("candidacy", person_id="p0001")) == ["c1"]
+        assert store.get("person", "p0000") == records[0]
+        assert store.get("candidacy", "c1") == records[-2]
+        assert _ids(store.find("person")) == [f"p{n:04}" for n in range(1200)]
+        assert store.find("candidacy", opening_id="o1") == [records[-2]]
+        assert store.find("opening", opening_id="p0001") == [records[-1]]
+        with store.transaction() as tx:  # bulk-inserted records update like any other
+            updated = tx.put("person", "p0003", {"n": "three"}, expected_version=1)
+        assert updated.version == 2
+
+    def test_insert_many_data_round_trips(self, store: Store) -> None:
+        data: dict[str, Any] = {"awkward": list(AWKWARD_STRINGS), "pair": (1, "two"), "n": 2**63}
+        with store.transaction() as tx:
+            insert_many(
+                tx, [Record("person", text, 1, data, person_id=text) for text in AWKWARD_STRINGS]
+            )
+        expected = {**data, "pair": [1, "two"]}
+        for text in AWKWARD_STRINGS:
+            stored = store.get("person", text)
+            assert stored == Record("person", text, 1, expected, person_id=text)
+        with pytest.raises(RelcrmError), store.transaction() as tx:
+            insert_many(tx, [Record("person", "bad", 1, {"nan": float("nan")})])
+        assert store.get("person", "bad") is None
+
+    @pytest.mark.parametrize("where", ["committed", "same transaction", "same batch"])
+    def test_insert_many_refuses_a_taken_id(self, store: Store, where: str) -> None:
+        with store.transaction() as tx:
+            tx.put("person", "p2", {"v": "first"}, expected_version=0)
+        batch = [Record("person", f"p{n}", 1, {"v": "batch"}) for n in (5, 6, 7)]
+        batch.insert(1, Record("opening", "p2", 1, {}))  # another kind: not a clash
+
+        def insert() -> None:
+            with store.transaction() as tx:
+                tx.put("person", "before", {}, expected_version=0)
+                if where == "committed":
+                    insert_many(tx, [*batch, Record("person", "p2", 1, {"v": "again"})])
+                elif where == "same transaction":
+                    tx.put("person", "p9", {}, expected_version=0)
+                    insert_many(tx, [*batch, Record("person", "p9", 1, {"v": "again"})])
+                else:
+                    insert_many(tx, [*batch, Record("person", "p6", 1, {"v": "again"})])
+
+        with pytest.raises(AlreadyExists) as caught:
+            insert()
+        named = {"committed": "p2", "same transaction": "p9", "same batch": "p6"}[where]
+        assert (caught.value.kind, caught.value.id) == ("person", named)
+        assert _ids(store.find("person")) == ["p2"]
+        assert store.find("opening") == []
+        stored = store.get("person", "p2")
+        assert stored is not None
+        assert (stored.version, stored.data) == (1, {"v": "first"})
+
+    def test_insert_many_names_the_first_taken_id(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.put("person", "p3", {}, expected_version=0)
+            tx.put("person", "p1", {}, expected_version=0)
+        batch = [Record("person", id, 1, {}) for id in ("p0", "p3", "p2", "p1")]
+        with pytest.raises(AlreadyExists) as caught, store.transaction() as tx:
+            insert_many(tx, batch)
+        assert caught.value.id == "p3"
+        assert _ids(store.find("person")) == ["p1", "p3"]
+
+    def test_append_events(self, store: Store) -> None:
+        with store.transaction() as tx:
+            first = tx.append_event(_event("e0"))
+        events = [_event(f"e{n:04}", person_id=f"p{n % 3}") for n in range(1, 1201)]
+        with store.transaction() as tx:
+            assert append_events(tx, []) == []
+            appended = append_events(tx, events[:600])
+            single = tx.append_event(events[600])
+            appended += [single, *append_events(tx, events[601:])]
+        assert [e.id for e in appended] == [e.id for e in events]
+        seqs = [e.seq for e in appended]
+        assert seqs[0] > first.seq
+        assert seqs == sorted(set(seqs))
+        assert [attrs.evolve(e, seq=0) for e in appended] == events
+        assert store.events() == [first, *appended]
+        assert store.events(person_id="p1") == [e for e in appended if e.person_id == "p1"]
+
+    @pytest.mark.parametrize("where", ["committed", "same transaction", "same batch"])
+    def test_append_events_refuses_a_taken_id(self, store: Store, where: str) -> None:
+        with store.transaction() as tx:
+            tx.append_event(_event("e1", payload={"first": True}))
+        batch = [_event("e2"), _event("e3")]
+
+        def append() -> None:
+            with store.transaction() as tx:
+                tx.put("person", "p1", {}, expected_version=0)
+                if where == "committed":
+                    append_events(tx, [*batch, _event("e1")])
+                elif where == "same transaction":
+                    tx.append_event(_event("e9"))
+                    append_events(tx, [*batch, _event("e9")])
+                else:
+                    append_events(tx, [*batch, _event("e3")])
+
+        with pytest.raises(RelcrmError) as caught:
+            append()
+        if isinstance(caught.value, AlreadyExists):
+            assert caught.value.id == {"committed": "e1", "same transaction": "e9"}.get(where, "e3")
+        assert store.get("person", "p1") is None
+        assert [(e.id, e.payload) for e in store.events()] == [("e1", {"first": True})]
+
+    def test_add_outbox_many(self, store: Store) -> None:
+        rows = [_outbox(f"n{n:04}", event_id=f"e{n % 7}") for n in range(1200)]
+        with store.transaction() as tx:
+            add_outbox_many(tx, [])
+            tx.add_outbox(_outbox("first"))
+            add_outbox_many(tx, rows[::-1])
+        assert sorted(r.id for r in store.outbox()) == ["first", *(r.id for r in rows)]
+        assert store.outbox(event_ids=["e3"]) == [r for r in rows if r.event_id == "e3"]
+
+    @pytest.mark.parametrize("where", ["committed", "same transaction", "same batch"])
+    def test_add_outbox_many_refuses_a_taken_id(self, store: Store, where: str) -> None:
+        with store.transaction() as tx:
+            tx.add_outbox(_outbox("n1"))
+        batch = [_outbox("n2"), _outbox("n3")]
+
+        def add() -> None:
+            with store.transaction() as tx:
+                tx.put("person", "p1", {}, expected_version=0)
+                if where == "committed":
+                    add_outbox_many(tx, [*batch, _outbox("n1", notifier="other")])
+                elif where == "same transaction":
+                    tx.add_outbox(_outbox("n9"))
+                    add_outbox_many(tx, [*batch, _outbox("n9", notifier="other")])
+                else:
+                    add_outbox_many(tx, [*batch, _outbox("n2", notifier="other")])
+
+        with pytest.raises(RelcrmError):
+            add()
+        assert store.get("person", "p1") is None
+        assert [(r.id, r.notifier) for r in store.outbox()] == [("n1", "log")]
+
+    @pytest.mark.parametrize("error", [_Boom, _Abort], ids=["exception", "base-exception"])
+    def test_bulk_writes_roll_back_together(self, store: Store, error: type[BaseException]) -> None:
+        self._seed(store)
+
+        def write_then_raise() -> None:
+            with store.transaction() as tx:
+                insert_many(tx, [Record("person", f"new{n}", 1, {}) for n in range(5)])
+                append_events(tx, [_event(f"e{n}") for n in range(1, 4)])
+                add_outbox_many(tx, [_outbox(f"n{n}", event_id="e1") for n in range(1, 4)])
+                raise error
+
+        with pytest.raises(error):
+            write_then_raise()
+        self._assert_seed_unchanged(store)
+        with store.transaction() as tx:  # the ids are free again
+            insert_many(tx, [Record("person", "new0", 1, {})])
+            append_events(tx, [_event("e1")])
+            add_outbox_many(tx, [_outbox("n1", event_id="e1")])
+        assert store.get("person", "new0") is not None
+
+    def test_existing_ids(self, store: Store) -> None:
+        ids = [f"p{n:04}" for n in range(0, 2400, 2)]
+        with store.transaction() as tx:
+            for id in ids:
+                tx.put("person", id, {}, expected_version=0)
+            tx.put("opening", "p0001", {}, expected_version=0)
+            for text in AWKWARD_STRINGS:
+                tx.put("person", text, {}, expected_version=0)
+        asked = [f"p{n:04}" for n in range(2400)] + ["p0002", "nobody", *AWKWARD_STRINGS]
+        assert existing_ids(store, "person", asked) == {*ids, *AWKWARD_STRINGS}
+        assert existing_ids(store, "person", ("p0001", "p0003")) == set()
+        assert existing_ids(store, "opening", asked) == {"p0001"}
+        assert existing_ids(store, "person", []) == set()
+        assert existing_ids(store, "nothing", ids) == set()
+
+    def test_existing_ids_sees_only_committed_records(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.put("person", "old", {}, expected_version=0)
+        with store.transaction() as tx:
+            tx.put("person", "new", {}, expected_version=0)
+            tx.delete("person", "old", expected_version=1)
+            seen = _run_in_thread(lambda: existing_ids(store, "person", ["old", "new"]))
+            assert seen == {"old"}
+        assert existing_ids(store, "person", ["old", "new"]) == {"new"}
 
     # -- scans ---------------------------------------------------------------------------------
 

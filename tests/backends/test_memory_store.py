@@ -130,3 +130,27 @@ def test_import_relcrm_does_not_import_testing_or_pytest() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == ""
+
+
+def test_a_refused_bulk_write_stages_nothing() -> None:
+    """More than the fallbacks promise: a refused batch stages none of its rows, so a caller that
+    catches the error inside the transaction commits only what came before."""
+    from relcrm.exceptions import AlreadyExists
+    from relcrm.storage.base import EventRecord, Record
+
+    def event(id: str) -> EventRecord:
+        return EventRecord(id, "bulk.tested", "2024-05-01T12:00:00+00:00", {}, "p1")
+
+    with MemoryStore() as store:
+        with store.transaction() as tx:
+            tx.put("person", "p1", {"v": 1}, expected_version=0)
+            with pytest.raises(AlreadyExists):
+                tx.insert_many([Record("person", f"p{n}", 1, {}) for n in (2, 3, 1)])
+            with pytest.raises(AlreadyExists):
+                tx.append_events([event("e1"), event("e1")])
+            with pytest.raises(AlreadyExists):
+                tx.add_outbox_many([OutboxRecord(f"n{n}", "e1", "log", {}, {}) for n in (1, 1)])
+            appended = tx.append_events([event("e2")])
+        assert [r.id for r in store.find("person")] == ["p1"]
+        assert [(e.id, e.seq) for e in store.events()] == [("e2", appended[0].seq)]
+        assert store.outbox() == []

@@ -395,7 +395,9 @@ def test_processes_initialise_a_new_file_at_once(tmp_path: Path) -> None:
             assert store.get("counter", "c") == Record("counter", "c", 4, {"count": 4})
         other = raw(path)
         try:
-            assert other.execute("SELECT version FROM relcrm_schema").fetchall() == [(1,)]
+            assert other.execute("SELECT version FROM relcrm_schema").fetchall() == [
+                (SCHEMA_VERSION,)
+            ]
         finally:
             other.close()
 
@@ -410,3 +412,75 @@ def test_increment_counter_in_this_process(db_path: Path) -> None:
     assert increment_counter(SQLiteStore, url_for(db_path), 3) == 0
     with SQLiteStore(url_for(db_path)) as store:
         assert store.get("counter", "c") == Record("counter", "c", 3, {"count": 3})
+
+
+# --------------------------------------------------------------------------------------------
+# Bulk writes
+# --------------------------------------------------------------------------------------------
+
+
+def _event(id: str) -> EventRecord:
+    return EventRecord(id, "bulk.tested", "2024-05-01T12:00:00+00:00", {"id": id}, "p1")
+
+
+def test_a_refused_bulk_write_leaves_the_transaction_as_it_was(sqlite: SQLiteStore) -> None:
+    """More than the fallbacks promise: a refused batch takes back what it inserted, so a caller
+    that catches the error inside the transaction commits only what came before."""
+    from relcrm.exceptions import AlreadyExists
+
+    with sqlite.transaction() as tx:
+        tx.put("person", "p1", {"v": 1}, expected_version=0)
+        tx.append_event(_event("e1"))
+        tx.add_outbox(OutboxRecord("n1", "e1", "log", {}, {}))
+        with pytest.raises(AlreadyExists) as record:
+            tx.insert_many([Record("person", f"p{n}", 1, {}) for n in (2, 3, 1, 4)])
+        assert record.value.id == "p1"
+        with pytest.raises(AlreadyExists) as event:
+            tx.append_events([_event("e2"), _event("e3"), _event("e2")])
+        assert event.value.id == "e2"
+        with pytest.raises(AlreadyExists) as row:
+            tx.add_outbox_many([OutboxRecord(f"n{n}", "e1", "log", {}, {}) for n in (2, 1)])
+        assert row.value.id == "n1"
+        assert tx.get("person", "p2") is None
+        after = tx.append_events([_event("e4")])
+    assert [r.id for r in sqlite.find("person")] == ["p1"]
+    assert [e.id for e in sqlite.events()] == ["e1", "e4"]
+    assert after[0].seq > sqlite.events()[0].seq
+    assert [r.id for r in sqlite.outbox()] == ["n1"]
+
+
+def test_bulk_writes_return_what_the_log_holds(sqlite: SQLiteStore) -> None:
+    with sqlite.transaction() as tx:
+        tx.append_event(_event("e0"))
+    with sqlite.transaction() as tx:
+        appended = tx.append_events([_event(f"e{n}") for n in range(1, 700)])
+    assert appended == sqlite.events(after=1)
+    assert [e.seq for e in appended] == list(range(2, 701))
+
+
+def test_a_bulk_writer_gets_a_larger_page_cache(sqlite: SQLiteStore) -> None:
+    def cache_size() -> int:
+        with sqlite.transaction() as tx:
+            size = tx._connection.execute("PRAGMA cache_size").fetchone()[0]
+        return int(size)
+
+    assert cache_size() == -2000  # SQLite's default
+    with sqlite.transaction() as tx:
+        tx.insert_many([Record("person", "p1", 1, {})])
+    assert cache_size() == -64 * 1024
+    sqlite.close()
+
+
+def test_existing_ids_stays_under_the_parameter_limit(sqlite: SQLiteStore) -> None:
+    ids = [f"p{n:05}" for n in range(3000)]
+    with sqlite.transaction() as tx:
+        tx.insert_many([Record("person", id, 1, {}) for id in ids[::3]])
+    statements: list[str] = []
+    connection = sqlite._connection(sqlite._thread_state())
+    connection.set_trace_callback(statements.append)
+    try:
+        assert sqlite.existing_ids("person", ids + ids) == set(ids[::3])
+    finally:
+        connection.set_trace_callback(None)
+    assert len(statements) == 7  # 3,000 distinct ids, 499 a query
+    assert all(s.count("?") <= 500 for s in statements)

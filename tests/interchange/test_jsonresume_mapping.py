@@ -1,5 +1,6 @@
 """JSON Resume documents <-> relcrm people and openings, and the round trip."""
 
+import gzip
 import json
 from datetime import date
 from typing import Any
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 import relcrm
 from relcrm import ContactKind, RemotePolicy, Seniority
 from relcrm.interchange.jsonresume import (
+    _check_person_document,
+    _fast_person,
     job_from_opening,
     opening_from_job,
     person_from_resume,
@@ -20,7 +23,7 @@ from relcrm.interchange.jsonresume import (
     structure_resume,
 )
 
-from .conftest import JSONRESUME, need
+from .conftest import FIXTURES, JSONRESUME, ONET_DEV, need
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -257,3 +260,114 @@ def test_export_of_an_imported_job_keeps_every_modelled_field(doc: dict[str, Any
     assert opening_from_job(exported) == opening
     if "meta" in doc and "canonical" in doc["meta"]:
         assert exported["meta"]["canonical"] == doc["meta"]["canonical"]
+
+
+# ------------------------------------------------------------------------------------------------
+# The fast path for parsed documents agrees with the converter
+# ------------------------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | text | dates | emails,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(words, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            found += _paths(item, (*path, n))
+    return found
+
+
+@st.composite
+def damaged_resumes(draw: st.DrawFn) -> dict[str, Any]:
+    """A generated resume with one value replaced, or one key added, anywhere in it."""
+    doc = json.loads(json.dumps(draw(resumes)))
+    path = draw(st.sampled_from(_paths(doc)[1:]))
+    parent = doc
+    for part in path[:-1]:
+        parent = parent[part]
+    if isinstance(parent, dict) and draw(st.booleans()):
+        key = draw(
+            st.sampled_from(["name", "email", "startDate", "endDate", "highlights", "keywords"])
+            | words
+        )
+        parent[key] = draw(json_values)
+    else:
+        parent[path[-1]] = draw(json_values)
+    return doc
+
+
+def _converted(doc: Any) -> relcrm.Person | str:
+    """What the converter path gives: the person, or the errors it reports."""
+    try:
+        return person_from_resume(structure_resume(doc), id="per_fixed", sources=("s",))
+    except relcrm.ValidationError as exc:
+        return "; ".join(exc.errors)
+
+
+def _agrees(doc: Any) -> bool:
+    """``person_from_resume`` on a parsed document is what the converter path gives; returns
+    whether the fast path took it."""
+    fast = _fast_person(doc, "per_fixed", ("s",)) if type(doc) is dict else None
+    expected = _converted(doc)
+    try:
+        got: relcrm.Person | str = person_from_resume(doc, id="per_fixed", sources=("s",))
+    except relcrm.ValidationError as exc:
+        got = "; ".join(exc.errors)
+    assert got == expected
+    if fast is not None:
+        assert fast == expected
+    if isinstance(expected, str):
+        with pytest.raises(relcrm.ValidationError) as refused:
+            _check_person_document(doc)
+        assert "; ".join(refused.value.errors) == expected
+    else:
+        _check_person_document(doc)
+    return fast is not None
+
+
+@settings(max_examples=400, deadline=None)
+@given(resumes)
+def test_the_fast_path_takes_good_documents(doc: dict[str, Any]) -> None:
+    assert _agrees(json.loads(json.dumps(doc)))
+
+
+@settings(max_examples=800, deadline=None)
+@given(damaged_resumes())
+def test_the_fast_path_never_accepts_what_the_converter_refuses(doc: dict[str, Any]) -> None:
+    _agrees(doc)
+
+
+def test_the_fast_path_on_the_standards_fixtures() -> None:
+    """Every fixture as it is, and (most have no name, which relcrm needs) with a name."""
+    taken = 0
+    for path in sorted(need(FIXTURES).glob("*.json")):
+        if path.name == "dates.json":
+            continue
+        for doc in json.loads(path.read_text(encoding="utf-8")).values():
+            _agrees(doc)
+            basics = doc.get("basics", {}) if isinstance(doc, dict) else None
+            if isinstance(basics, dict):
+                taken += _agrees({**doc, "basics": {**basics, "name": "Someone"}})
+    assert taken > 50
+
+
+def test_the_fast_path_takes_the_onet_candidates() -> None:
+    with gzip.open(need(ONET_DEV) / "candidates.jsonl.gz", "rt", encoding="utf-8") as f:
+        docs = [json.loads(next(f)) for _ in range(300)]
+    assert all(_agrees(doc) for doc in docs)
+
+
+def test_the_fast_path_refuses_other_containers() -> None:
+    doc = {"basics": {"name": "A", "email": "a@example.org"}, "work": [{"highlights": ("x",)}]}
+    assert _fast_person(doc, None, ()) is None
+    assert person_from_resume(doc).experience[0].highlights == ("x",)
+    assert _fast_person({"basics": {"name": "A", "email": " "}}, None, ()) is None
+    with pytest.raises(relcrm.ValidationError, match=r"@ \$\.basics\.email"):
+        person_from_resume({"basics": {"name": "A", "email": " "}})

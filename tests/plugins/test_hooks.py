@@ -229,7 +229,7 @@ def test_relcrm_register_storage_backends_unknown_scheme_lists_plugin_schemes() 
     with pytest.raises(relcrm.UnknownBackend) as caught:
         relcrm.open("nosuch://x", plugins=[SchemePlugin("my-backend")], load_entrypoints=False)
     assert caught.value.scheme == "nosuch"
-    assert set(caught.value.known) == {"memory", "sqlite", "myscheme"}
+    assert set(caught.value.known) == {"memory", "sqlite", "postgresql", "postgres", "myscheme"}
 
 
 def test_relcrm_register_storage_backends_duplicate_scheme_is_a_plugin_error() -> None:

@@ -28,7 +28,8 @@ import attrs
 
 from ..exceptions import AlreadyExists, RelcrmError, ValidationError
 from ..model import Actor, Opening, Person
-from .jsonresume import opening_from_job, person_from_resume
+from ..storage.base import existing_ids
+from .jsonresume import _check_person_document, opening_from_job, person_from_resume
 
 if TYPE_CHECKING:
     from ..crm import CRM
@@ -47,6 +48,8 @@ OnError = Literal["reject", "skip"]
 #: ``progress(done, total)``: records handled so far, and the total when it is known.
 Progress = Callable[[int, int | None], None]
 Source = str | os.PathLike[str] | Iterable[Mapping[str, Any]]
+#: ``write(crm, batch, actor)``: how many records it added and how many were already there.
+Write = Callable[["CRM", list[T], Actor], tuple[int, int]]
 
 #: ``sources`` entry of every person a bulk import adds.
 SOURCE = "jsonresume"
@@ -221,13 +224,25 @@ def _convert(convert: Callable[[Any], T], value: Any) -> T | str:
         return "; ".join(exc.errors)
 
 
+def _problem(check: Callable[[Any], object], value: Any) -> str | None:
+    """Why a parsed record is bad, or ``None`` if ``check`` accepts it."""
+    if isinstance(value, _Unreadable):
+        return value.message
+    try:
+        check(value)
+    except ValidationError as exc:
+        return "; ".join(exc.errors)
+    return None
+
+
 def _import(
     crm: "CRM",
     source: Source,
     *,
     kind: str,
     convert: Callable[[Any], T],
-    write: Callable[["CRM", list[T], Actor, ImportReport], int],
+    check: Callable[[Any], object],
+    write: Write[T],
     actor: Actor,
     on_error: OnError,
     batch_size: int,
@@ -247,9 +262,9 @@ def _import(
         # Validation pass: nothing is written unless every record is good.
         for line, value in records():
             report.read += 1
-            outcome = _convert(convert, value)
-            if isinstance(outcome, str):
-                report.errors.append((line, outcome))
+            problem = _problem(check, value)
+            if problem is not None:
+                report.errors.append((line, problem))
         if report.errors:
             report.rejected = True
             report.seconds = time.perf_counter() - started
@@ -262,7 +277,9 @@ def _import(
 
     def flush() -> None:
         if batch:
-            report.imported += write(crm, batch, actor, report)
+            imported, duplicates = write(crm, batch, actor)
+            report.imported += imported
+            report.duplicates += duplicates
             batch.clear()
         if progress is not None:
             progress(report.read, total)
@@ -286,41 +303,41 @@ def _import(
     return report
 
 
-def _add_people_new(crm: "CRM", batch: list[Person], actor: Actor, report: ImportReport) -> int:
+def _add_people_new(crm: "CRM", batch: list[Person], actor: Actor) -> tuple[int, int]:
     """Add the people of ``batch`` the store does not hold yet, in one transaction; count the
-    others as duplicates. Someone added concurrently between the check and the write makes the
-    store refuse the batch (:class:`~relcrm.AlreadyExists`): the batch is checked again and
-    retried without them."""
+    others as duplicates. Which are held is one :func:`~relcrm.storage.base.existing_ids` query
+    per batch. Someone added concurrently between the check and the write makes the store refuse
+    the batch (:class:`~relcrm.AlreadyExists`): the batch is checked again and retried without
+    them."""
     pending = batch
     while True:
-        fresh = [p for p in pending if crm.store.get("person", p.id) is None]
-        report.duplicates += len(pending) - len(fresh)
+        known = existing_ids(crm.store, "person", [p.id for p in pending])
+        fresh = [p for p in pending if p.id not in known]
         if not fresh:
-            return 0
+            return 0, len(batch)
         try:
             crm.add_people(fresh, actor=actor)
         except AlreadyExists:
-            if all(crm.store.get("person", p.id) is None for p in fresh):
+            if not existing_ids(crm.store, "person", [p.id for p in fresh]):
                 raise  # not a duplicate person (e.g. a leftover relationship): a real error
             pending = fresh
             continue
-        return len(fresh)
+        return len(fresh), len(batch) - len(fresh)
 
 
-def _add_openings_new(crm: "CRM", batch: list[Opening], actor: Actor, report: ImportReport) -> int:
+def _add_openings_new(crm: "CRM", batch: list[Opening], actor: Actor) -> tuple[int, int]:
     """Add the openings of ``batch`` the store does not hold yet (one transaction each)."""
+    known = existing_ids(crm.store, "opening", [o.id for o in batch])
     added = 0
     for opening in batch:
-        if crm.store.get("opening", opening.id) is not None:
-            report.duplicates += 1
+        if opening.id in known:
             continue
         try:
             crm.add_opening(opening, actor=actor)
         except AlreadyExists:
-            report.duplicates += 1
             continue
         added += 1
-    return added
+    return added, len(batch) - added
 
 
 def import_people(
@@ -350,6 +367,7 @@ def import_people(
         source,
         kind="people",
         convert=convert,
+        check=_check_person_document,
         write=_add_people_new,
         actor=actor,
         on_error=on_error,
@@ -377,6 +395,7 @@ def import_openings(
         source,
         kind="openings",
         convert=opening_from_job,
+        check=opening_from_job,
         write=_add_openings_new,
         actor=actor,
         on_error=on_error,

@@ -566,6 +566,10 @@ def person_from_resume(
     one. A resume without ``basics.name`` raises :class:`relcrm.ValidationError` (relcrm needs a
     name; an email is not one).
     """
+    if type(document) is dict:
+        fast = _fast_person(document, id, sources)
+        if fast is not None:
+            return fast
     resume = document if isinstance(document, Resume) else structure_resume(document)
     basics = resume.basics or Basics()
     if basics.name is None or not basics.name.strip():
@@ -617,6 +621,239 @@ def person_from_resume(
         links=tuple(links),
         sources=tuple(sources),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The fast path for the common document
+# --------------------------------------------------------------------------------------------
+#
+# Bulk imports read documents parsed from JSON: plain dicts, lists and strings. For those,
+# ``_fast_person`` checks the sections relcrm keeps (basics, work, education, skills) in place and
+# builds the person directly, without the document classes. It accepts only what the converter
+# accepts and builds exactly what ``person_from_resume`` builds from it; anything it is not sure
+# of (a wrong type, a null, a bad date or email, a missing name, another container type) makes it
+# give up, and the converter then reports the problems with their paths as usual.
+
+#: Keys of the document classes relcrm keeps, and the keys whose values are strings.
+_BASICS_TEXT = frozenset({"name", "label", "image", "email", "phone", "url", "summary"})
+_PLACE_TEXT = frozenset({"address", "postalCode", "city", "countryCode", "region"})
+_PROFILE_TEXT = frozenset({"network", "username", "url"})
+_WORK_TEXT = frozenset({"name", "location", "description", "position", "url", "summary"})
+_EDUCATION_TEXT = frozenset({"institution", "url", "area", "studyType", "score"})
+_SKILL_TEXT = frozenset({"name", "level"})
+_DATE_KEYS = ("startDate", "endDate")
+_KEPT = frozenset({"basics", "work", "education", "skills"})
+#: First days of the dates seen, by their text (a bounded cache: documents repeat dates a lot).
+_FIRST_DAYS: dict[str, date] = {}
+_FIRST_DAYS_MAX = 50_000
+
+
+class _GiveUp(Exception):
+    """The fast path is not sure; the converter decides."""
+
+
+def _texts(item: Mapping[str, Any], keys: frozenset[str]) -> None:
+    for key in keys.intersection(item):
+        if type(item[key]) is not str:
+            raise _GiveUp
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _GiveUp
+    return value
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    if type(value) is not list:
+        raise _GiveUp
+    for item in value:
+        if type(item) is not dict:
+            raise _GiveUp
+    return value
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise _GiveUp
+    for item in value:
+        if type(item) is not str:
+            raise _GiveUp
+    return tuple(value)
+
+
+def _first_day(item: Mapping[str, Any], key: str) -> date | None:
+    text = item.get(key, _ABSENT)
+    if text is _ABSENT:
+        return None
+    day = _FIRST_DAYS.get(text) if type(text) is str else None
+    if day is None:
+        if type(text) is not str:
+            raise _GiveUp
+        try:
+            day = PartialDate.parse(text).first_day()
+        except ValueError:
+            raise _GiveUp from None
+        if len(_FIRST_DAYS) < _FIRST_DAYS_MAX:
+            _FIRST_DAYS[text] = day
+    return day
+
+
+_ABSENT: Any = object()
+
+
+@cache
+def _other_sections() -> dict[str, tuple[Any, Callable[[Any, Any], Any]]]:
+    """``{key: (type, structure hook)}`` of the resume's sections relcrm validates but does not
+    keep."""
+    converter = _converter()
+    out = {}
+    for f in attrs.fields(Resume):
+        key = f.metadata.get(_KEY, f.name)
+        if key not in _KEPT:
+            inner = _without_none(f.type)
+            out[key] = (inner, converter.get_structure_hook(inner))
+    return out
+
+
+#: A checked document: basics, email, work entries and education entries with their first days,
+#: skill names, and the profiles.
+_Checked = tuple[
+    dict[str, Any],
+    str | None,
+    list[tuple[dict[str, Any], date | None, date | None, tuple[str, ...]]],
+    list[tuple[dict[str, Any], date | None, date | None]],
+    list[str],
+    list[dict[str, Any]],
+]
+
+
+def _fast_check(document: dict[str, Any]) -> _Checked | None:
+    """The parts of ``document`` a person is made of, checked as the converter checks them, or
+    ``None`` if the fast path is not sure the converter would accept the document (see the
+    comment above)."""
+    try:
+        others = _other_sections()
+        for key in others.keys() & document.keys():
+            value = document[key]
+            if value is None:
+                return None
+            inner, hook = others[key]
+            hook(value, inner)
+        basics = _object(document.get("basics", _ABSENT))
+        _texts(basics, _BASICS_TEXT)
+        name = basics.get("name")
+        if name is None or not name.strip():
+            return None
+        email = basics.get("email")
+        if email is not None and _EMAIL.fullmatch(email) is None:
+            return None
+        profiles = _objects(basics["profiles"]) if "profiles" in basics else []
+        for profile in profiles:
+            _texts(profile, _PROFILE_TEXT)
+        if "location" in basics:
+            _texts(_object(basics["location"]), _PLACE_TEXT)
+        works = []
+        for work in _objects(document["work"]) if "work" in document else ():
+            _texts(work, _WORK_TEXT)
+            highlights = _strings(work["highlights"]) if "highlights" in work else ()
+            works.append(
+                (work, _first_day(work, "startDate"), _first_day(work, "endDate"), highlights)
+            )
+        schools = []
+        for school in _objects(document["education"]) if "education" in document else ():
+            _texts(school, _EDUCATION_TEXT)
+            if "courses" in school:
+                _strings(school["courses"])
+            schools.append((school, _first_day(school, "startDate"), _first_day(school, "endDate")))
+        skills: list[str] = []
+        for skill in _objects(document["skills"]) if "skills" in document else ():
+            _texts(skill, _SKILL_TEXT)
+            if skill.get("name"):
+                skills.append(skill["name"])
+            if "keywords" in skill:
+                skills.extend(_strings(skill["keywords"]))
+    except Exception:
+        return None
+    return basics, email, works, schools, skills, profiles
+
+
+def _fast_person(document: dict[str, Any], id: str | None, sources: Iterable[str]) -> Person | None:
+    """What :func:`person_from_resume` gives for ``document``, or ``None`` if the fast path is
+    not sure the converter would accept it (see the comment above)."""
+    checked = _fast_check(document)
+    if checked is None:
+        return None
+    basics, email, works, schools, skills, profiles = checked
+    get = basics.get
+    try:
+        contacts = []
+        if email is not None and email.strip():
+            contacts.append(ContactPoint(email, ContactKind.EMAIL))
+        phone = get("phone")
+        if phone is not None and phone.strip():
+            contacts.append(ContactPoint(phone, ContactKind.PHONE))
+        links = []
+        url = get("url")
+        if url is not None and url.strip():
+            links.append(Link(url, WEBSITE_LABEL))
+        for profile in profiles:
+            url = profile.get("url")
+            if url is not None and url.strip():
+                links.append(Link(url, profile.get("network") or ""))
+        location = None
+        place = get("location")
+        if place is not None:
+            city = place.get("city", "")
+            region = place.get("region", "")
+            country_code = place.get("countryCode", "")
+            if city or region or country_code:
+                location = Location(city=city, region=region, country_code=country_code)
+        if id is None and email is not None and email.strip():
+            id = person_id_for_email(email)
+        return Person(
+            id=id if id is not None else new_id("per"),
+            name=basics["name"],
+            contacts=tuple(contacts),
+            location=location,
+            headline=get("label", ""),
+            summary=get("summary", ""),
+            skills=tuple(skills),
+            experience=tuple(
+                Experience(
+                    title=work.get("position", ""),
+                    organisation=work.get("name", ""),
+                    start=start,
+                    end=end,
+                    summary=work.get("summary", ""),
+                    highlights=highlights,
+                )
+                for work, start, end, highlights in works
+            ),
+            education=tuple(
+                Education(
+                    institution=school.get("institution", ""),
+                    area=school.get("area", ""),
+                    study_type=school.get("studyType", ""),
+                    start=start,
+                    end=end,
+                )
+                for school, start, end in schools
+            ),
+            links=tuple(links),
+            sources=tuple(sources),
+        )
+    except Exception:
+        return None
+
+
+def _check_person_document(document: Any) -> None:
+    """Check ``document`` as :func:`person_from_resume` does, without making the person when it
+    can: raises the same :class:`relcrm.ValidationError` for a document it would refuse (for the
+    validation pass of a bulk import)."""
+    if type(document) is dict and _fast_check(document) is not None:
+        return
+    person_from_resume(document)
 
 
 def _opt(value: str) -> str | None:

@@ -28,7 +28,7 @@ from ..model import (
     Seniority,
 )
 from ._index import FloatArray as Float32Array
-from ._index import IntArray, Query, TextIndex
+from ._index import IntArray, PostingSpans, Query, TextIndex
 from ._profiles import NO_STRINGS, CandidateContext, CandidateProfile, RoleProfile
 from ._signals import (
     AVAILABILITY_VALUE,
@@ -531,6 +531,8 @@ class MatchEngine:
 
     def _first_stage(
         self,
+        role: RoleProfile,
+        now: datetime,
         query: Mapping[str, float],
         title_query: Mapping[str, float],
         req: tuple[dict[str, float], float],
@@ -544,24 +546,38 @@ class MatchEngine:
         the commonest terms (those worth least per posting) are left to the exact second stage.
         Every list is read when the budget allows, as it does in small pools.
         """
+        # each field weighted as its signal is, relative to text (whose estimate is scaled to
+        # its best value afterwards)
+        w = self.weights
+        per_text = 1.0 / w["text"] if w.get("text", 0.0) > 0 else 1.0
         fields: list[tuple[TextIndex, Mapping[str, float], str, float]] = [
-            (self._text, query, "bm25", 1.0),
-            (self._titles, title_query, "cosine", 1.0 / math.sqrt(max(len(title_query), 1))),
-            (self._skills, req[0], "flat", 1.0 / req[1]),
-            (self._skills, nice[0], "flat", 1.0 / nice[1]),
+            (self._text, query if w.get("text", 0.0) > 0 else {}, "bm25", 1.0),
+            (
+                self._titles,
+                title_query,
+                "cosine",
+                w.get("title", 0.0) * per_text / math.sqrt(max(len(title_query), 1)),
+            ),
+            (self._skills, req[0], "flat", w.get("required_skills", 0.0) * per_text / req[1]),
+            (
+                self._skills,
+                nice[0],
+                "flat",
+                w.get("nice_to_have_skills", 0.0) * per_text / nice[1],
+            ),
         ]
         groups = [
-            (f, sp) for f, (ix, q, kind, _) in enumerate(fields) if q for sp in ix.spans(q, kind)
+            (f, sp)
+            for f, (ix, q, kind, scale) in enumerate(fields)
+            if q and scale > 0
+            for sp in ix.spans(q, kind)
         ]
         if not groups:
             return np.zeros(0, dtype=np.int64)
         sizes = np.concatenate([sp.sizes for _, sp in groups])
         chosen = np.ones(len(sizes), dtype=bool)
         if self.budget is not None and int(sizes.sum()) > self.budget:
-            order = np.argsort(sizes, kind="stable")
-            n = max(int(np.searchsorted(np.cumsum(sizes[order]), self.budget, "right")), 1)
-            chosen[:] = False
-            chosen[order[:n]] = True
+            chosen = self._within_budget(groups, fields, sizes, query)
         parts: list[list[tuple[IntArray, Float32Array]]] = [[], []]  # text, the rest
         at = 0
         for f, sp in groups:
@@ -581,7 +597,7 @@ class MatchEngine:
                 continue
             hit = np.concatenate([h for h, _ in part])
             value = np.concatenate([v for _, v in part])
-            if k == 1 and top != 1.0:
+            if k == 1:
                 value *= np.float32(top)  # on the text estimate's scale: text counts up to 1
             np.add.at(buf, hit, value)
             if k == 0:
@@ -591,9 +607,68 @@ class MatchEngine:
             np.concatenate(hits_parts) if len(hits_parts) > 1 else hits_parts[0], eligible, rows
         )
         if len(hits) > self.shortlist:
-            best = np.argpartition(-estimate, self.shortlist - 1)[: self.shortlist]
+            # The best by retrieval estimate, then by that plus the structured signals (cheap
+            # columns): among many similar texts, those decide who makes the top.
+            wide = min(len(hits), 8 * self.shortlist)
+            if wide < len(hits):
+                best = np.argpartition(-estimate, wide - 1)[:wide]
+                hits, estimate = hits[best], estimate[best]
+            w_text = self.weights.get("text", 0.0)
+            total = estimate.astype(np.float64) * (w_text / top if w_text > 0 else 1.0)
+            total += self._column_estimate(role, hits, now)
+            best = np.argpartition(-total, self.shortlist - 1)[: self.shortlist]
             hits = hits[best]
         return np.sort(hits).astype(np.int64)
+
+    def _column_estimate(
+        self, role: RoleProfile, rows: np.ndarray[Any, Any], now: datetime
+    ) -> FloatArray:
+        """The weighted sum of the structured signals (seniority, location, availability,
+        warmth, stage, recency) of ``rows``: what the shortlist adds to its retrieval estimate."""
+        out = np.zeros(len(rows))
+        signals = [
+            s for s in self.signals if s.name in _COLUMN_SIGNALS and self.weights.get(s.name, 0) > 0
+        ]
+        if not signals:
+            return out
+        batch = MatchBatch(
+            role=role,
+            profiles=_Rows(self, rows),
+            now=now,
+            features={},
+            columns={k: v[rows] for k, v in self._cols.items() if k in _SIGNAL_COLUMNS},
+            codes=self._codes,
+        )
+        for s in signals:
+            value = s.score(batch)
+            if value is not None:
+                arr = np.clip(np.nan_to_num(np.asarray(value, dtype=np.float64)), 0.0, 1.0)
+                out += self.weights[s.name] * arr
+        return out
+
+    def _within_budget(
+        self,
+        groups: list[tuple[int, PostingSpans]],
+        fields: list[tuple[TextIndex, Mapping[str, float], str, float]],
+        sizes: np.ndarray[Any, Any],
+        query: Mapping[str, float],
+    ) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Which posting lists the first stage reads: those whose postings can be worth most
+        (MaxScore's order), while they fit in :attr:`budget`; a list too long for what is left
+        is skipped and shorter ones still read."""
+        # what one posting of each list is worth at most, relative to the best text score
+        top = max(self._text.self_score(query), 1e-9) if query else 1.0
+        bound = np.concatenate(
+            [sp.scales * ((self._k1 + 1.0) / top if f == 0 else fields[f][3]) for f, sp in groups]
+        )
+        chosen = np.zeros(len(sizes), dtype=bool)
+        left = self.budget or 0
+        for i in np.argsort(-bound, kind="stable").tolist():
+            size = int(sizes[i])
+            if size <= left or not chosen.any():
+                chosen[i] = True
+                left -= size
+        return chosen
 
     def _collect(
         self, hits: IntArray, eligible: np.ndarray[Any, np.dtype[np.bool_]], rows: int
@@ -648,12 +723,16 @@ class MatchEngine:
         title_query = Query(dict.fromkeys(role.titles, 1.0))
         req_query = self._skill_query_cached(role.required_skills)
         nice_query = self._skill_query_cached(role.nice_to_have_skills)
-        pool = self._first_stage(query, title_query, req_query, nice_query, eligible, rows)
+        pool = self._first_stage(
+            role, now, query, title_query, req_query, nice_query, eligible, rows
+        )
         if self.feedback_docs > 0 and len(pool):
             text = np.zeros(rows)
             text[pool] = self._text.scores_at(query, pool)
             query = Query(self._feedback(query, text))
-            pool = self._first_stage(query, title_query, req_query, nice_query, eligible, rows)
+            pool = self._first_stage(
+                role, now, query, title_query, req_query, nice_query, eligible, rows
+            )
         if consent is not None and len(pool):
             keep = np.array([consent(self._pid(r)) for r in pool.tolist()], dtype=bool)
             if (~keep).any():
@@ -925,6 +1004,11 @@ _REASONS: tuple[ArchiveReasonType, ...] = tuple(ArchiveReasonType)
 _AVAILABILITIES: tuple[Availability, ...] = tuple(Availability)
 _SENIORITIES: tuple[Seniority, ...] = tuple(SENIORITY_ORDER)
 _REMOTES: dict[int, RemotePolicy | None] = {v: k for k, v in REMOTE_CODE.items()}
+#: The built-in signals computed from columns alone, and the columns they read.
+_COLUMN_SIGNALS = frozenset(["seniority", "location", "availability", "warmth", "stage", "recency"])
+_SIGNAL_COLUMNS = frozenset(
+    ["seniority", "remote", "country", "city", "availability", "warmth", "stage", "last_activity"]
+)
 #: Columns only :meth:`MatchEngine.profile` reads (signals get the others).
 _PROFILE_ONLY = frozenset(
     ["ctx_warmth", "ctx_milestone", "ctx_reason", "ctx_availability", "ctx_check_back", "segment"]

@@ -1,7 +1,8 @@
 """What every built-in backend checks before it stores or queries: one place, same messages."""
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..exceptions import StorageError
@@ -17,21 +18,52 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
+def _make_encoder() -> Callable[[Any], str]:
+    """``json.dumps`` with the settings below. Where the C accelerator is available its encoder
+    is made once and called directly: bulk writes encode several mappings per record, and
+    ``json.dumps`` sets a new encoder up on every call. It is made without the circular-reference
+    check, so a cycle ends in ``RecursionError``, which :func:`dump_mapping` reports like any
+    other problem."""
+    from json import encoder
+
+    plain: Callable[[Any], str] = functools.partial(
+        json.dumps,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_json_default,
+    )
+    make = getattr(encoder, "c_make_encoder", None)  # both None without the C accelerator
+    quote = getattr(encoder, "c_encode_basestring", None)
+    if make is None or quote is None:
+        return plain
+    try:
+        # markers, default, string encoder, indent, key and item separators, sort_keys,
+        # skipkeys, allow_nan: as json.dumps passes them for the settings above.
+        encode = make(None, _json_default, quote, None, ":", ",", False, False, False)
+    except TypeError:  # another signature: keep to json.dumps
+        return plain
+
+    def dumps(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    sample = {"text": 'é\u2028"', "numbers": [1, -2.5, 10**20], "flags": [True, None]}
+    return dumps if dumps(sample) == plain(sample) else plain
+
+
+_dumps = _make_encoder()
+
+
 def dump_mapping(what: str, value: Mapping[str, Any]) -> str:
     """Encode ``value`` as compact JSON text (strings verbatim), refusing what no database could
-    store: non-mappings, ``NaN``, non-JSON objects and lone surrogates."""
+    store: non-mappings, ``NaN``, non-JSON objects, cycles and lone surrogates."""
     if not isinstance(value, Mapping):
         raise StorageError(f"{what} must be a mapping, not {type(value).__name__}")
     try:
-        text = json.dumps(
-            value,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            default=_json_default,
-        )
-        text.encode("utf-8")
-    except (TypeError, ValueError) as exc:
+        text = _dumps(value)
+        if not text.isascii():  # only non-ASCII text can hold a lone surrogate
+            text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
         raise StorageError(f"{what} is not JSON-compatible: {exc}") from exc
     return text
 

@@ -10,6 +10,8 @@ Nothing is persisted. It behaves like the database backends (it passes the same
 * Everything is stored as JSON text and decoded afresh on every read, so a caller cannot change
   stored state by mutating what it passed in or got back, and data round-trips exactly as it would
   through SQLite or PostgreSQL (tuples come back as lists, ``NaN`` is refused).
+* It offers the optional bulk capability (:class:`~relcrm.storage.base.BulkTransaction` and
+  :class:`~relcrm.storage.base.BulkStore`), with the same checks as the one-row methods.
 """
 
 from __future__ import annotations
@@ -204,6 +206,13 @@ class MemoryStore:
             self._check_open()
             row = self._records.get(kind, {}).get(id)
         return None if row is None else row.to_record(kind, id)
+
+    def existing_ids(self, kind: str, ids: Sequence[str]) -> set[str]:
+        """The committed ids among ``ids`` for records of ``kind``."""
+        with self._state_lock:
+            self._check_open()
+            rows = self._records.get(kind, {})
+            return {id for id in ids if id in rows}
 
     def find(
         self, kind: str, *, person_id: str | None = None, opening_id: str | None = None
@@ -423,6 +432,10 @@ class _MemoryTransaction:
     def add_outbox(self, row: OutboxRecord) -> None:
         """Queue a notification for delivery after commit. A duplicate id is an error."""
         self._check_active()
+        self._outbox[row.id] = self._stored_outbox(row, self._outbox)
+
+    def _stored_outbox(self, row: OutboxRecord, staged: Mapping[str, object]) -> _StoredOutbox:
+        """``row`` checked and encoded; ``staged`` holds the ids it must not repeat."""
         check_status(row.status)
         for what, value in (
             ("outbox id", row.id),
@@ -432,9 +445,9 @@ class _MemoryTransaction:
             ("last_error", row.last_error),
         ):
             _check_text(what, value)
-        if row.id in self._outbox or row.id in self._store._outbox:
+        if row.id in staged or row.id in self._store._outbox:
             raise AlreadyExists("outbox row", row.id, "outbox ids are unique")
-        self._outbox[row.id] = _StoredOutbox(
+        return _StoredOutbox(
             id=row.id,
             event_id=row.event_id,
             notifier=row.notifier,
@@ -457,3 +470,74 @@ class _MemoryTransaction:
             self._payloads[event_id] = text
         else:
             raise NotFound("event", event_id)
+
+    # -- bulk (optional capability of the port) ---------------------------------------------------
+    #
+    # Each method checks every row before it stages any, so a refused batch leaves the
+    # transaction as it was; the caller rolls it back in any case.
+
+    def insert_many(self, records: Sequence[Record]) -> None:
+        """Insert new records at version 1. If a ``(kind, id)`` is already stored or given twice,
+        raise :class:`relcrm.AlreadyExists` naming the first such record."""
+        self._check_active()
+        staged: dict[tuple[str, str], _StoredRecord] = {}
+        for rec in records:
+            kind, id, person_id, opening_id = rec.kind, rec.id, rec.person_id, rec.opening_id
+            for what, value in (("kind", kind), ("id", id), ("person_id", person_id)):
+                _check_text(what, value)
+            _check_text("opening_id", opening_id)
+            key = (kind, id)
+            if key in staged or self._current(kind, id) is not None:
+                raise AlreadyExists(kind, id)
+            text = dump_mapping(f"data of {rec.kind} {rec.id!r}", rec.data)
+            staged[key] = _StoredRecord(
+                version=1, data=text, person_id=person_id, opening_id=opening_id
+            )
+        self._writes.update(staged)
+
+    def append_events(self, events: Sequence[EventRecord]) -> list[EventRecord]:
+        """Append events in the given order; returns them with their ``seq``. An id already in
+        the log or given twice raises :class:`relcrm.AlreadyExists`."""
+        self._check_active()
+        first = len(self._store._events) + len(self._events) + 1
+        staged: list[_StoredEvent] = []
+        positions: dict[str, int] = {}
+        for n, event in enumerate(events):
+            for what, value in (
+                ("event id", event.id),
+                ("event type", event.type),
+                ("occurred_at", event.occurred_at),
+                ("person_id", event.person_id),
+            ):
+                _check_text(what, value)
+            if (
+                event.id in positions
+                or event.id in self._event_positions
+                or event.id in self._store._event_positions
+            ):
+                raise AlreadyExists("event", event.id, "event ids are unique in the log")
+            positions[event.id] = len(self._events) + n
+            staged.append(
+                _StoredEvent(
+                    seq=first + n,
+                    id=event.id,
+                    type=event.type,
+                    occurred_at=event.occurred_at,
+                    person_id=event.person_id,
+                    payload=dump_mapping(f"payload of event {event.id!r}", event.payload),
+                )
+            )
+        self._events.extend(staged)
+        self._event_positions.update(positions)
+        return [stored.to_event() for stored in staged]
+
+    def add_outbox_many(self, rows: Sequence[OutboxRecord]) -> None:
+        """Queue many notifications; an id already queued or given twice raises
+        :class:`relcrm.AlreadyExists`."""
+        self._check_active()
+        staged: dict[str, _StoredOutbox] = {}
+        for row in rows:
+            if row.id in self._outbox:
+                raise AlreadyExists("outbox row", row.id, "outbox ids are unique")
+            staged[row.id] = self._stored_outbox(row, staged)
+        self._outbox.update(staged)

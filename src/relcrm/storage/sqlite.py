@@ -1,9 +1,11 @@
 """``sqlite:///path.db``: the embedded default backend (stdlib :mod:`sqlite3` only).
 
 URLs follow the SQLAlchemy convention: ``sqlite:///relative/path.db`` (three slashes, relative to
-the working directory) and ``sqlite:////absolute/path.db`` (four). One option is understood:
+the working directory) and ``sqlite:////absolute/path.db`` (four). Two options are understood:
 ``?timeout=5`` sets how many seconds a writer waits for another writer's lock before giving up
-(default 30). ``sqlite:///:memory:`` is refused: use ``memory://`` for a throw-away store.
+(default 30), and ``?migrate=false`` makes opening refuse a database whose schema is not at this
+relcrm's version instead of migrating it (see below). ``sqlite:///:memory:`` is refused: use
+``memory://`` for a throw-away store.
 
 How it behaves:
 
@@ -16,9 +18,19 @@ How it behaves:
   front (waiting up to the busy timeout) and then cannot fail half-way for lack of a lock.
 * Optimistic locking is one ``UPDATE ... WHERE version = ?``; no row updated means
   :class:`relcrm.ConcurrencyConflict`.
+* Bulk writes (the optional :class:`~relcrm.storage.base.BulkTransaction` capability) are one
+  ``executemany`` per table inside the transaction; :meth:`SQLiteStore.existing_ids` asks for
+  many ids at once, in chunks of ``IN (...)`` that stay under SQLite's parameter limit.
 * Every :mod:`sqlite3` error (including "database is locked" after the timeout) is raised as
   :class:`relcrm.StorageError` with the original chained; a file that cannot be opened or is not a
   database raises :class:`relcrm.BackendUnavailable`.
+* The schema is versioned (:data:`SCHEMA_VERSION`, kept in the ``relcrm_schema`` table), and its
+  history is :data:`MIGRATIONS`. Opening a file brings it to this version (a new file from
+  nothing), one step per transaction, each begun with ``BEGIN IMMEDIATE`` and the version read
+  again under that lock, so several processes can open an old file at once and each step runs
+  exactly once. :func:`migrate` does the same on request. A file at a newer version than this
+  relcrm, or with relcrm's table names but no schema version, raises
+  :class:`relcrm.BackendUnavailable`.
 """
 
 from __future__ import annotations
@@ -45,19 +57,30 @@ from relcrm.exceptions import (
     StorageError,
 )
 from relcrm.storage._checks import check_limit, check_status, dump_mapping
+from relcrm.storage._migrations import (
+    Migration,
+    MigrationReport,
+    check_history,
+    migrate_option,
+    require_current,
+    upgrade,
+)
 from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
-
-#: The schema version this code creates and understands.
-SCHEMA_VERSION = 1
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "migrate"]
 
 _DEFAULT_TIMEOUT = 30.0
 #: Stay well under SQLITE_MAX_VARIABLE_NUMBER (999 on old builds) in ``IN (...)`` lists.
 _MAX_PARAMETERS = 500
+#: Page cache (KiB) of a connection once it writes in bulk: bulk inserts touch index pages all
+#: over the file, and SQLite's default cache (2 MiB) would read most of them again for every
+#: batch. It is a ceiling, filled only as pages are read.
+_BULK_CACHE_KIB = 64 * 1024
 
 _TABLES = ("records", "events", "outbox")
-_SCHEMA = (
+#: The schema as relcrm first created it (version 1). Never change it: write a new step instead.
+_VERSION_1 = (
+    "CREATE TABLE IF NOT EXISTS relcrm_schema (version INTEGER NOT NULL)",
     """
     CREATE TABLE IF NOT EXISTS records (
         kind TEXT NOT NULL,
@@ -99,6 +122,28 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS outbox_by_event ON outbox (event_id)",
 )
 
+#: The history of the schema, oldest step first; see :mod:`relcrm.storage._migrations`.
+MIGRATIONS: tuple[Migration, ...] = check_history(
+    Migration(1, "the initial schema: records, events and outbox tables", _VERSION_1),
+    Migration(
+        2,
+        "lookup indexes end with id, the order rows are returned in: find() by person or "
+        "opening uses its index instead of scanning every record of the kind, and due outbox "
+        "rows are read in order without a sort",
+        (
+            "DROP INDEX IF EXISTS records_by_person",
+            "CREATE INDEX records_by_person ON records (kind, person_id, id)",
+            "DROP INDEX IF EXISTS records_by_opening",
+            "CREATE INDEX records_by_opening ON records (kind, opening_id, id)",
+            "DROP INDEX IF EXISTS outbox_due",
+            "CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id)",
+        ),
+    ),
+)
+
+#: The schema version this code creates and understands.
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
 _RECORD_COLUMNS = "id, version, data, person_id, opening_id"
 _EVENT_COLUMNS = "seq, id, type, occurred_at, person_id, payload"
 _OUTBOX_COLUMNS = (
@@ -106,8 +151,9 @@ _OUTBOX_COLUMNS = (
 )
 
 
-def _parse_url(url: str) -> tuple[str, float]:
-    """The database path and the busy timeout (seconds) named by a ``sqlite:///`` URL."""
+def _parse_url(url: str) -> tuple[str, float, bool]:
+    """The database path, the busy timeout (seconds) and whether to migrate on open, as a
+    ``sqlite:///`` URL names them."""
     prefix = "sqlite:///"
     if not url.startswith(prefix):
         raise BackendUnavailable(
@@ -125,9 +171,13 @@ def _parse_url(url: str) -> tuple[str, float]:
             "for a throw-away store"
         )
     timeout = _DEFAULT_TIMEOUT
+    migrate = True
     for key, values in parse_qs(query, keep_blank_values=True).items():
+        if key == "migrate":
+            migrate = migrate_option(values[-1], url)
+            continue
         if key != "timeout":
-            raise BackendUnavailable(f"unknown option {key!r} in {url!r}; known: timeout")
+            raise BackendUnavailable(f"unknown option {key!r} in {url!r}; known: migrate, timeout")
         try:
             timeout = float(values[-1])
         except ValueError:
@@ -136,7 +186,7 @@ def _parse_url(url: str) -> tuple[str, float]:
             raise BackendUnavailable(
                 f"timeout in {url!r} must be a number of seconds >= 0, not {values[-1]!r}"
             )
-    return path, timeout
+    return path, timeout, migrate
 
 
 def _record(kind: str, row: tuple[Any, ...]) -> Record:
@@ -149,6 +199,11 @@ def _record(kind: str, row: tuple[Any, ...]) -> Record:
         person_id=person_id,
         opening_id=opening_id,
     )
+
+
+def _record_key(row: tuple[Any, ...]) -> tuple[str, str]:
+    """``(kind, id)`` of a row about to be inserted into ``records``."""
+    return row[0], row[1]
 
 
 def _event(row: tuple[Any, ...]) -> EventRecord:
@@ -190,18 +245,79 @@ class _ThreadState:
         self.in_transaction = False
 
 
+class _SQLiteSchema:
+    """One SQLite file as the migrations see it (a :class:`~relcrm.storage._migrations.
+    SchemaDatabase`), on a connection in autocommit mode."""
+
+    def __init__(self, store: SQLiteStore, connection: sqlite3.Connection) -> None:
+        self._store = store
+        self._connection = connection
+        self.name = repr(store.path)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        # BEGIN IMMEDIATE takes the write lock before the version is read, so reading it and
+        # applying the step that follows are one unit for every other connection.
+        connection = self._connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException as exc:
+            self._store._rollback(connection, exc)
+            raise
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error:
+            self._store._rollback(connection, None)
+            raise
+
+    def version(self) -> int:
+        names = {
+            name
+            for (name,) in self._connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?, ?, ?)",
+                (*_TABLES, "relcrm_schema"),
+            )
+        }
+        if "relcrm_schema" in names:
+            versions = [v for (v,) in self._connection.execute("SELECT version FROM relcrm_schema")]
+            if versions:
+                return int(max(versions))
+        existing = sorted(names & set(_TABLES))
+        if existing:
+            raise BackendUnavailable(
+                f"{self._store.path!r} is not a relcrm database: it already has tables named "
+                f"{', '.join(existing)} but no relcrm schema version"
+            )
+        return 0
+
+    def apply(self, step: Migration) -> None:
+        connection = self._connection
+        action = f"apply relcrm schema step {step.version} ({step.description})"
+        with self._store._errors(action, BackendUnavailable):
+            for statement in step.statements:
+                connection.execute(statement)
+            bump = connection.execute("UPDATE relcrm_schema SET version = ?", (step.version,))
+            if bump.rowcount == 0:
+                connection.execute(
+                    "INSERT INTO relcrm_schema (version) VALUES (?)", (step.version,)
+                )
+
+
 class SQLiteStore:
     """A :class:`~relcrm.storage.Store` on one SQLite file (see the module docs).
 
-    ``path`` is the database file and ``timeout`` the busy timeout in seconds. Usable as a context
-    manager, which closes it on exit.
+    ``path`` is the database file and ``timeout`` the busy timeout in seconds;
+    ``migrate_on_open`` is false when the URL says ``migrate=false``. Usable as a context manager,
+    which closes it on exit.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path, self.timeout = _parse_url(url)
+        self.path, self.timeout, self.migrate_on_open = _parse_url(url)
         self._lock = threading.RLock()  # guards _connections, _closed and _pid
         self._connections: dict[int, sqlite3.Connection] = {}
+        self._bulk_connections: set[int] = set()  # ids of connections given a bulk page cache
         self._local = threading.local()
         self._pid = os.getpid()
         self._closed = False
@@ -237,6 +353,7 @@ class SQLiteStore:
         with self._lock:
             if self._pid != os.getpid():
                 self._connections = {}
+                self._bulk_connections = set()
                 self._local = threading.local()
                 self._pid = os.getpid()
 
@@ -303,6 +420,8 @@ class SQLiteStore:
     def _release(self, connection: sqlite3.Connection) -> None:
         with self._lock:
             mine = self._connections.pop(id(connection), None) is connection
+            if mine:
+                self._bulk_connections.discard(id(connection))
         if mine:
             connection.close()
 
@@ -329,43 +448,23 @@ class SQLiteStore:
             ) from exc
 
     def _initialise_schema(self, connection: sqlite3.Connection) -> None:
-        # BEGIN IMMEDIATE serialises the check-and-create, so two processes opening a new file at
-        # the same moment create the schema exactly once.
         with self._errors("initialise the relcrm schema", BackendUnavailable):
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.execute(
-                    "CREATE TABLE IF NOT EXISTS relcrm_schema (version INTEGER NOT NULL)"
-                )
-                versions = [v for (v,) in connection.execute("SELECT version FROM relcrm_schema")]
-                if not versions:
-                    placeholders = ", ".join("?" * len(_TABLES))
-                    existing = connection.execute(
-                        "SELECT name FROM sqlite_master WHERE type = 'table' "
-                        f"AND name IN ({placeholders})",
-                        _TABLES,
-                    ).fetchall()
-                    if existing:
-                        names = ", ".join(sorted(name for (name,) in existing))
-                        raise BackendUnavailable(
-                            f"{self.path!r} is not a relcrm database: it already has tables "
-                            f"named {names} but no relcrm schema version"
-                        )
-                    for statement in _SCHEMA:
-                        connection.execute(statement)
-                    connection.execute(
-                        "INSERT INTO relcrm_schema (version) VALUES (?)", (SCHEMA_VERSION,)
-                    )
-                elif max(versions) > SCHEMA_VERSION:
-                    raise StorageError(
-                        f"{self.path!r} has relcrm schema version {max(versions)}, newer than "
-                        f"version {SCHEMA_VERSION} that this relcrm understands; upgrade relcrm"
-                    )
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
+            self._settle_schema(_SQLiteSchema(self, connection))
+
+    def _settle_schema(self, database: _SQLiteSchema) -> None:
+        """Bring the schema to this relcrm's version, or with ``migrate=false`` only check that
+        it is there."""
+        if not self.migrate_on_open:
+            require_current(database, MIGRATIONS, url=self.url)
+            return
+        upgrade(database, MIGRATIONS)
+
+    def _grow_cache(self, connection: sqlite3.Connection) -> None:
+        """Give ``connection`` the page cache of a bulk writer (once)."""
+        if id(connection) not in self._bulk_connections:
+            self._bulk_connections.add(id(connection))
+            with self._errors("set the page cache size"):
+                connection.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
 
     def pragmas(self) -> dict[str, Any]:
         """The settings of this thread's connection as SQLite reports them (for diagnostics):
@@ -430,6 +529,22 @@ class SQLiteStore:
                 f"SELECT {_RECORD_COLUMNS} FROM records WHERE kind = ? AND id = ?", (kind, id)
             ).fetchone()
         return None if row is None else _record(kind, row)
+
+    def existing_ids(self, kind: str, ids: Sequence[str]) -> set[str]:
+        """The committed ids among ``ids`` for records of ``kind``."""
+        wanted = list(dict.fromkeys(ids))
+        connection = self._reader()
+        found: set[str] = set()
+        step = _MAX_PARAMETERS - 1  # one parameter is the kind
+        with self._errors(f"look up {kind} ids"):
+            for start in range(0, len(wanted), step):
+                chunk = wanted[start : start + step]
+                marks = ", ".join("?" * len(chunk))
+                rows = connection.execute(
+                    f"SELECT id FROM records WHERE kind = ? AND id IN ({marks})", [kind, *chunk]
+                )
+                found.update(id for (id,) in rows)
+        return found
 
     def find(
         self, kind: str, *, person_id: str | None = None, opening_id: str | None = None
@@ -573,9 +688,39 @@ class SQLiteStore:
             self._closed = True
             connections = list(self._connections.values())
             self._connections.clear()
+            self._bulk_connections.clear()
         for connection in connections:
             with contextlib.suppress(sqlite3.Error):  # closing is best effort
                 connection.close()
+
+
+def migrate(url: str, *, target: int | None = None, dry_run: bool = False) -> MigrationReport:
+    """Bring the SQLite database at ``url`` to schema version ``target`` (by default
+    :data:`SCHEMA_VERSION`), applying the missing steps of :data:`MIGRATIONS` in order, each in a
+    transaction of its own, and say what was done. Safe while other processes use or migrate the
+    file; a second call does nothing.
+
+    With ``dry_run`` nothing changes and the report lists the pending steps. A ``migrate=false``
+    option in the URL does not apply here. A file that does not exist is created, at ``target``.
+    """
+    migrator = _SchemaMigrator(url, target=target, dry_run=dry_run)
+    migrator.close()
+    if migrator.report is None:  # pragma: no cover - set while opening
+        raise AssertionError("the schema was not examined")
+    return migrator.report
+
+
+class _SchemaMigrator(SQLiteStore):
+    """Opens a file as a store does, but migrates it as :func:`migrate` was asked to."""
+
+    def __init__(self, url: str, *, target: int | None, dry_run: bool) -> None:
+        self._target = target
+        self._dry_run = dry_run
+        self.report: MigrationReport | None = None
+        super().__init__(url)
+
+    def _settle_schema(self, database: _SQLiteSchema) -> None:
+        self.report = upgrade(database, MIGRATIONS, target=self._target, dry_run=self._dry_run)
 
 
 class _SQLiteTransaction:
@@ -719,3 +864,150 @@ class _SQLiteTransaction:
             )
         if cursor.rowcount != 1:
             raise NotFound("event", event_id)
+
+    # -- bulk (optional capability of the port) ---------------------------------------------------
+    #
+    # Each method is one ``executemany`` with ``ON CONFLICT DO NOTHING``. When fewer rows went in
+    # than were given, a key was taken: the rows this call inserted (those above the largest rowid
+    # the table had before it) are deleted again, and the first offending row in the order given
+    # is named. The caller rolls the transaction back in any case.
+
+    def insert_many(self, records: Sequence[Record]) -> None:
+        """Insert new records at version 1. If a ``(kind, id)`` is already stored or given twice,
+        raise :class:`relcrm.AlreadyExists` naming the first such record."""
+        connection = self._active()
+        self._store._grow_cache(connection)
+        rows = [
+            (
+                rec.kind,
+                rec.id,
+                rec.person_id,
+                rec.opening_id,
+                dump_mapping(f"data of {rec.kind} {rec.id!r}", rec.data),
+            )
+            for rec in records
+        ]
+        if not rows:
+            return
+        # Key order walks the primary-key index once instead of jumping around in it.
+        rows.sort(key=_record_key)
+        with self._store._errors(f"insert {len(rows)} records"):
+            before = self._last_rowid("records")
+            cursor = connection.executemany(
+                "INSERT INTO records (kind, id, version, person_id, opening_id, data) "
+                "VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (kind, id) DO NOTHING",
+                rows,
+            )
+            if cursor.rowcount == len(rows):
+                return
+            connection.execute("DELETE FROM records WHERE rowid > ?", (before,))
+            seen: set[tuple[str, str]] = set()
+            for rec in records:
+                key = (rec.kind, rec.id)
+                if key in seen or self._version(rec.kind, rec.id) is not None:
+                    raise AlreadyExists(rec.kind, rec.id)
+                seen.add(key)
+        raise StorageError(f"SQLite inserted {cursor.rowcount} of {len(rows)} records")
+
+    def append_events(self, events: Sequence[EventRecord]) -> list[EventRecord]:
+        """Append events in the given order; returns them with their ``seq``. An id already in
+        the log or given twice raises :class:`relcrm.AlreadyExists`."""
+        connection = self._active()
+        rows = [
+            (
+                event.id,
+                event.type,
+                event.occurred_at,
+                event.person_id,
+                dump_mapping(f"payload of event {event.id!r}", event.payload),
+            )
+            for event in events
+        ]
+        if not rows:
+            return []
+        with self._store._errors(f"append {len(rows)} events"):
+            (before,) = connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+            cursor = connection.executemany(
+                "INSERT INTO events (id, type, occurred_at, person_id, payload) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                rows,
+            )
+            if cursor.rowcount != len(rows):
+                connection.execute("DELETE FROM events WHERE seq > ?", (before,))
+                seen: set[str] = set()
+                for event in events:
+                    taken = connection.execute(
+                        "SELECT 1 FROM events WHERE id = ?", (event.id,)
+                    ).fetchone()
+                    if event.id in seen or taken is not None:
+                        raise AlreadyExists("event", event.id, "event ids are unique in the log")
+                    seen.add(event.id)
+                raise StorageError(f"SQLite appended {cursor.rowcount} of {len(rows)} events")
+            (last,) = connection.execute("SELECT last_insert_rowid()").fetchone()
+            if last - before == len(rows):
+                seqs: Sequence[int] = range(before + 1, last + 1)
+            else:  # numbers skipped (a refused batch took some back): read them back
+                seqs = [
+                    seq
+                    for (seq,) in connection.execute(
+                        "SELECT seq FROM events WHERE seq > ? ORDER BY seq", (before,)
+                    )
+                ]
+        return [
+            EventRecord(
+                id=id,
+                type=type,
+                occurred_at=occurred_at,
+                payload=json.loads(payload),
+                person_id=person_id,
+                seq=seq,
+            )
+            for (id, type, occurred_at, person_id, payload), seq in zip(rows, seqs, strict=True)
+        ]
+
+    def add_outbox_many(self, rows: Sequence[OutboxRecord]) -> None:
+        """Queue many notifications; an id already queued or given twice raises
+        :class:`relcrm.AlreadyExists`."""
+        connection = self._active()
+        values = []
+        for row in rows:
+            check_status(row.status)
+            values.append(
+                (
+                    row.id,
+                    row.event_id,
+                    row.notifier,
+                    dump_mapping(f"recipient of outbox row {row.id!r}", row.recipient),
+                    dump_mapping(f"payload of outbox row {row.id!r}", row.payload),
+                    row.status,
+                    row.attempts,
+                    row.next_attempt_at,
+                    row.last_error,
+                )
+            )
+        if not values:
+            return
+        with self._store._errors(f"add {len(values)} outbox rows"):
+            before = self._last_rowid("outbox")
+            cursor = connection.executemany(
+                f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                values,
+            )
+            if cursor.rowcount == len(values):
+                return
+            connection.execute("DELETE FROM outbox WHERE rowid > ?", (before,))
+            seen: set[str] = set()
+            for row in rows:
+                taken = connection.execute("SELECT 1 FROM outbox WHERE id = ?", (row.id,))
+                if row.id in seen or taken.fetchone() is not None:
+                    raise AlreadyExists("outbox row", row.id, "outbox ids are unique")
+                seen.add(row.id)
+        raise StorageError(f"SQLite added {cursor.rowcount} of {len(values)} outbox rows")
+
+    def _last_rowid(self, table: str) -> int:
+        """The largest rowid in ``table`` (0 when empty); rows inserted later get larger ones."""
+        (last,) = self._connection.execute(
+            f"SELECT coalesce(max(rowid), 0) FROM {table}"
+        ).fetchone()
+        return int(last)
