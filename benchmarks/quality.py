@@ -271,6 +271,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--openings", type=int, default=None, help="evaluate a subset")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="the engine's first-stage posting budget (default: the engine's own)",
+    )
     parser.add_argument("--ablation", action="store_true", help="also run the ablation table")
     parser.add_argument(
         "--embeddings",
@@ -309,7 +315,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             finally:
                 undo()
             rows.append((name, *score_run(run, qrels)))
-    run, build_s, latencies = engine_run(people, openings)
+    main_options = {"budget": args.budget} if args.budget is not None else {}
+    run, build_s, latencies = engine_run(people, openings, **main_options)
     ndcg, mrr = score_run(run, qrels)
     rows.append(("relcrm MatchEngine (defaults)", ndcg, mrr))
 
