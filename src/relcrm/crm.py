@@ -6,6 +6,8 @@ and one outbox row per notification are written together or not at all. After th
 """
 
 import logging
+import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -168,23 +170,30 @@ def _created_data(person: Person) -> dict[str, Any]:
     return {"name": person.name, "sources": list(person.sources), "owner_id": person.owner_id}
 
 
-#: Every field of a person, in order (see :func:`_with_created_at`).
-_PERSON_FIELDS = tuple(f.name for f in attrs.fields(Person))
+def _make_stamper() -> Callable[[Person, datetime], Person]:
+    """A function that gives ``attrs.evolve(person, created_at=moment)`` for a bulk add, without
+    running the person's converters and validators again on fields that already passed them
+    (``moment``, the command's time, is checked by the caller). It is written out field by field,
+    as attrs writes ``__init__``, from the fields the class has."""
+    lines = ["def stamp(person, moment):", "    new = make(Person)"]
+    namespace: dict[str, Any] = {"make": object.__new__, "Person": Person}
+    for n, name in enumerate(attrs.fields_dict(Person)):
+        namespace[f"set_{n}"] = getattr(Person, name).__set__  # the slot, past frozen
+        value = "moment" if name == "created_at" else f"person.{name}"
+        lines.append(f"    set_{n}(new, {value})")
+    lines.append("    return new")
+    exec("\n".join(lines), namespace)  # code made from the class's own fields
+    stamp: Callable[[Person, datetime], Person] = namespace["stamp"]
+    return stamp
 
 
-def _with_created_at(person: Person, moment: datetime) -> Person:
-    """``attrs.evolve(person, created_at=moment)`` for a bulk add: the other fields already
-    passed the person's converters and validators, and ``moment`` (the command's time) is
-    checked by the caller, so they are copied rather than checked again."""
-    new = object.__new__(Person)
-    for name in _PERSON_FIELDS:
-        object.__setattr__(new, name, getattr(person, name))
-    object.__setattr__(new, "created_at", moment)
-    return new
+_with_created_at = _make_stamper()
 
 
 #: People written per round of bulk writes in :meth:`CRM.add_people`.
 _CHUNK = 50
+#: How many times a command runs when concurrent writers keep changing what it read.
+_COMMAND_ATTEMPTS = 5
 
 
 def _routed_alike(person: Person) -> bool:
@@ -245,6 +254,8 @@ class _UnitOfWork:
         self.written_events: Callable[[], list[Event]] | None = None
         self.correlation_id = new_id("cor")
         self.context = TransitionContext(now=now, new_id=new_id, correlation_id=self.correlation_id)
+        #: Set when an ``expected_version`` given by the caller was found out of date.
+        self.stale = False
 
     def maybe(self, cls: type[T], id: str) -> Versioned[T] | None:
         rec = self.tx.get(KINDS[cls], id)
@@ -257,6 +268,7 @@ class _UnitOfWork:
         if found is None:
             raise NotFound(KINDS[cls], id)
         if expected_version is not None and found.version != expected_version:
+            self.stale = True  # the caller's version is out of date: running again cannot help
             raise ConcurrencyConflict(KINDS[cls], id, expected_version, found.version)
         return found
 
@@ -442,10 +454,30 @@ class CRM:
         return structure(data, cls)
 
     def _command(self, fn: Callable[[_UnitOfWork], R]) -> R:
+        """Run ``fn`` in one transaction with its events and outbox rows, then publish them.
+
+        A concurrent writer that changed a record between this command's read and its write
+        makes the backend refuse the write (:class:`~relcrm.ConcurrencyConflict`; a database
+        that aborts a transaction raises :class:`~relcrm.TransactionAborted`, one too). Nothing
+        was written, so the command runs again on fresh state, a few times; a conflict with a
+        version the caller gave (``expected_version=``) is raised at once.
+        """
+        for attempt in range(1, _COMMAND_ATTEMPTS + 1):
+            tried: list[_UnitOfWork] = []
+            try:
+                return self._command_once(fn, tried)
+            except ConcurrencyConflict:
+                if (tried and tried[-1].stale) or attempt == _COMMAND_ATTEMPTS:
+                    raise
+                time.sleep(random.random() * 0.002 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _command_once(self, fn: Callable[[_UnitOfWork], R], tried: list[_UnitOfWork]) -> R:
         now = self._clock()
         rows: list[OutboxRecord] = []
         with self.store.transaction() as tx:
             uow = _UnitOfWork(self, tx, now)
+            tried.append(uow)
             result = fn(uow)
             for event in uow.events:
                 tx.append_event(

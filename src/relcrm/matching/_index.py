@@ -21,6 +21,7 @@ import numpy as np
 __all__ = ["PostingSpans", "Query", "TextIndex", "ranges"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+HalfArray = np.ndarray[Any, np.dtype[np.float16]]
 IntArray = np.ndarray[Any, np.dtype[np.int32]]
 
 
@@ -56,12 +57,14 @@ class _Segment:
         self.terms, starts = np.unique(sorted_terms, return_index=True)
         self.t_indptr = np.append(starts, len(sorted_terms)).astype(np.int32)
         self.t_rows = owner[order].astype(np.int32)
-        self.t_tf = doc_tf[order]
+        # half precision: the postings side only feeds first-stage estimates and dense scores
+        # of small indexes; exact scoring reads the rows' own (single precision) frequencies
+        self.t_tf = doc_tf[order].astype(np.float16)
         # term id -> position in ``terms`` (-1: absent), so a lookup is one index, not a search
         self.lookup = np.full(int(self.terms[-1]) + 1 if len(self.terms) else 0, -1, np.int32)
         self.lookup[self.terms] = np.arange(len(self.terms), dtype=np.int32)
         # (k1, b, avgdl) -> the BM25 term-frequency part of every posting, in term order
-        self.bm25: tuple[tuple[float, float, float], FloatArray] | None = None
+        self.bm25: tuple[tuple[float, float, float], HalfArray] | None = None
 
     def span(self, term: int) -> tuple[int, int]:
         """Where the postings of ``term`` are in ``t_rows``/``t_tf`` (empty: ``a == b``)."""
@@ -72,7 +75,7 @@ class _Segment:
             return 0, 0
         return int(self.t_indptr[i]), int(self.t_indptr[i + 1])
 
-    def postings(self, term: int) -> tuple[IntArray, FloatArray] | None:
+    def postings(self, term: int) -> tuple[IntArray, HalfArray] | None:
         a, b = self.span(term)
         if a == b:
             return None
@@ -80,16 +83,17 @@ class _Segment:
 
     def weights(
         self, k1: float, b: float, avgdl: float, length: FloatArray, *, drift: float = 0.0
-    ) -> FloatArray:
+    ) -> HalfArray:
         """``tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl))`` of every posting, cached
         until the average length changes by more than ``drift`` (relative; a row's length never
         changes within a segment)."""
         key = (k1, b, avgdl)
         cached = self.bm25
         if cached is None or cached[0][:2] != key[:2] or abs(cached[0][2] - avgdl) > drift * avgdl:
-            tf = self.t_tf
+            tf = self.t_tf.astype(np.float32)
             norm = (k1 * (1.0 - b)) + (k1 * b / avgdl) * length[self.t_rows]
-            cached = self.bm25 = key, (tf * np.float32(k1 + 1.0) / (tf + norm)).astype(np.float32)
+            part = (tf * np.float32(k1 + 1.0) / (tf + norm)).astype(np.float16)
+            cached = self.bm25 = key, part
         return cached[1]
 
 
