@@ -2,9 +2,9 @@
 
 8 processes of 4 threads each run 250 commands apiece on 50 shared people: candidates change
 their availability and edit their profile (with the version read just before, some of them stale
-on purpose), recruiters log touchpoints, tag people and move candidacies through their stages.
-Each worker (``writers_worker.py``) reports what became of every command, and a reader tails the
-event log all along. Afterwards the log, the records and the outbox must show that:
+on purpose), recruiters log touchpoints, add notes, tag people and move candidacies through
+their stages. Each worker (``writers_worker.py``) reports what became of every command, and a
+reader tails the event log all along. Afterwards the log, the records and the outbox must show that:
 
 * every acknowledged command left exactly one event of its own, from one execution, and every
   refused command left nothing (no event lost, none doubled);
@@ -54,6 +54,7 @@ OWN_EVENTS = {
     "tag": {"person.tagged"},
     "profile": {"person.profile_updated"},
     "stage": {"candidacy.stage_changed", "candidacy.archived", "candidacy.reopened"},
+    "note": {"relationship.note_added"},
 }
 #: What a command may log besides its own event: a candidacy leaving or rejoining the process
 #: moves the relationship.
@@ -231,6 +232,8 @@ def _writes(event: Event) -> list[Key]:
             return [("touchpoint", subjects["touchpoint"]), ("relationship", person)]
         case "relationship.stage_changed":
             return [("relationship", person)]
+        case "relationship.note_added":
+            return [("note", subjects["note"])]
         case kind if kind.startswith("candidacy."):
             return [("candidacy", subjects["candidacy"])]
     raise AssertionError(f"the test does not know what {event.type!r} writes")
@@ -312,6 +315,7 @@ def test_concurrent_writers_lose_nothing_and_double_nothing(url: str, tmp_path: 
         people = {p.id: p for p in crm.people()}
         relationships = {pid: crm.relationship(pid) for pid in people}
         touchpoints = {pid: len(crm.touchpoints(pid)) for pid in people}
+        notes = {pid: len(crm.notes(pid)) for pid in people}
         candidacies = {c.id: c for c in crm.candidacies()}
         outbox = Counter(row.event_id for row in crm.store.outbox(status=None))
 
@@ -397,6 +401,7 @@ def test_concurrent_writers_lose_nothing_and_double_nothing(url: str, tmp_path: 
         rel = relationships[pid]
         logged = count["relationship.touchpoint_logged", pid]
         assert rel.touchpoint_count == logged == touchpoints[pid]
+        assert notes[pid] == count["relationship.note_added", pid]
         assert rel.stage.value == last["relationship.stage_changed", pid].data["to_stage"]
     moves: dict[str, list[Event]] = defaultdict(list)
     for event in log:
@@ -420,16 +425,18 @@ def test_concurrent_writers_lose_nothing_and_double_nothing(url: str, tmp_path: 
     # The tailing reader never saw an event appear behind one it had seen.
     final = sorted(seq for seq in seq_of.values() if seq > setup_seq)
     behind = _tail_problems(tail.batches, final)
-    assert behind == [], behind[:5]
+    assert behind == [], f"{len(behind)} reads had events appear behind them: {behind[:5]}"
     check_seconds = time.perf_counter() - clock
 
     kinds = Counter(o["kind"] for o in outcomes)
     raised = Counter(o["error"] for o in refused)
+    refused_kinds = Counter(o["kind"] for o in raced)
     print(
         f"\n{backend}: {PROCESSES} processes x {THREADS} threads x {COMMANDS} commands on "
         f"{PEOPLE} people; mix {dict(sorted(kinds.items()))}"
         f"\n  acknowledged={len(acked)} refused={len(refused)} (conflicts: stale on purpose="
-        f"{len(stale)}, lost a race={len(raced)}; {dict(raised)}), conflicts retried={retried}"
+        f"{len(stale)}, lost a race={len(raced)} {dict(sorted(refused_kinds.items()))}; "
+        f"{dict(raised)}), conflicts retried={retried}"
         f"\n  events={committed} (+{len(worker_events) - committed} relationship stage changes) "
         f"lost={len(lost)} duplicated={len(duplicated)} refused-but-logged={len(logged_anyway)}"
         f"\n  records={len(stored)} version gaps=0, outbox rows="

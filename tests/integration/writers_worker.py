@@ -41,6 +41,7 @@ COMMAND_MIX: dict[str, int] = {
     "tag": 2,  # a recruiter tags the person
     "profile": 3,  # the candidate edits the headline (expected_version: the person's)
     "stage": 2,  # a recruiter moves the candidacy on (expected_version: the candidacy's)
+    "note": 1,  # a recruiter adds an internal note (a new record; nothing to check)
 }
 #: Share of profile updates sent with a version that is stale on purpose.
 STALE_SHARE = 0.15
@@ -176,6 +177,9 @@ class _Writer:
 
     def _tag(self, token: int, target: dict[str, str]) -> None:
         self.crm.tag(target["person"], self.rng.choice(TAGS), actor=self._recruiter(token))
+
+    def _note(self, token: int, target: dict[str, str]) -> None:
+        self.crm.add_note(target["person"], token_name(token), actor=self._recruiter(token))
 
     def _profile(self, token: int, person_id: str, stale: bool) -> None:
         version = self.crm.load(Person, person_id).version - (1 if stale else 0)
