@@ -1072,7 +1072,9 @@ class CRM:
         """
         check_action("set_availability", actor, person_id)
         value = (
-            structure(availability, Availability) if isinstance(availability, str) else availability
+            availability
+            if isinstance(availability, Availability)
+            else structure(availability, Availability)
         )
         if value is not Availability.NOT_NOW and check_back_on is not None:
             raise ValidationError(
@@ -1141,7 +1143,9 @@ class CRM:
             person_id,
         )
         basis = (
-            structure(lawful_basis, LawfulBasis) if isinstance(lawful_basis, str) else lawful_basis
+            lawful_basis
+            if isinstance(lawful_basis, LawfulBasis)
+            else structure(lawful_basis, LawfulBasis)
         )
 
         def run(uow: _UnitOfWork) -> ConsentRecord:
@@ -1404,7 +1408,7 @@ class CRM:
         self, opening_id: str, status: OpeningStatus | str, *, actor: Actor
     ) -> Opening:
         check_action("set_opening_status", actor, None)
-        value = structure(status, OpeningStatus) if isinstance(status, str) else status
+        value = status if isinstance(status, OpeningStatus) else structure(status, OpeningStatus)
 
         def run(uow: _UnitOfWork) -> Opening:
             o = uow.load(Opening, opening_id)
@@ -1659,7 +1663,11 @@ class CRM:
         expected_version: int | None = None,
     ) -> Candidacy:
         """Close a candidacy with a typed reason; the reason and note stay internal."""
-        kind = structure(reason, ArchiveReasonType) if isinstance(reason, str) else reason
+        kind = (
+            reason
+            if isinstance(reason, ArchiveReasonType)
+            else structure(reason, ArchiveReasonType)
+        )
         return self.transition(
             candidacy_id,
             "archive",
@@ -1726,6 +1734,14 @@ class CRM:
         already in process for this opening, recently hired, and without consent for ``purpose``
         when one is given); every match explains its score signal by signal.
         """
+        from .matching import RoleProfile
+
+        given: object = role  # checked at run time: callers are not always typed
+        if not isinstance(given, str | Opening | RoleProfile):
+            got = type(given).__name__
+            raise ValidationError(
+                "role", [f"expected an opening id, an Opening or a RoleProfile, got {got} @ $"]
+            )
         target = self.get_opening(role) if isinstance(role, str) else role
         return self.talent_index().engine.match(
             target, limit, now=now or self._clock(), purpose=purpose

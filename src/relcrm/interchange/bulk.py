@@ -121,15 +121,22 @@ def _inner_suffix(path: Path) -> str:
     return Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
 
 
+_TOO_DEEP = "invalid JSON: nested too deeply"
+
+
 def _jsonl_records(path: Path) -> Iterator[Record]:
     with _open_text(path) as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                doc = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield number, _Unreadable(f"invalid JSON: {exc.msg} (column {exc.colno})")
+            except RecursionError:
+                yield number, _Unreadable(_TOO_DEEP)
+            else:
+                yield number, doc
 
 
 def _json_records(path: Path) -> Iterator[Record]:
@@ -147,6 +154,9 @@ def _json_records(path: Path) -> Iterator[Record]:
         except json.JSONDecodeError as exc:
             yield exc.lineno, _Unreadable(f"invalid JSON: {exc.msg} (column {exc.colno})")
             return
+        except RecursionError:
+            yield text.count("\n", 0, pos) + 1, _Unreadable(_TOO_DEEP)
+            return
         yield text.count("\n", 0, pos) + 1, doc
         return
     pos = _skip_space(text, pos + 1)
@@ -158,6 +168,9 @@ def _json_records(path: Path) -> Iterator[Record]:
             doc, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             yield exc.lineno, _Unreadable(f"invalid JSON: {exc.msg} (column {exc.colno})")
+            return
+        except RecursionError:
+            yield _line(text, pos), _Unreadable(_TOO_DEEP)
             return
         yield _line(text, pos), doc
         pos = _skip_space(text, end)
