@@ -1,4 +1,4 @@
-"""The ``relcrm`` command: ``demo``, ``plugins``, ``timeline`` and ``import``.
+"""The ``relcrm`` command: ``demo``, ``plugins``, ``timeline``, ``import`` and ``migrate``.
 
 Every error relcrm raises on purpose (and file-system errors, and usage errors) ends the command
 with one line on standard error, ``relcrm: error: ...``, and exit status 1 (2 for usage errors);
@@ -24,6 +24,7 @@ from .events import describe_event
 from .exceptions import RelcrmError, ValidationError
 from .model import Actor, ActorRole, Person
 from .plugins import collect_registrations, make_plugin_manager, plugin_infos
+from .storage._migrations import MigrationReport
 
 __all__ = ["cli", "main"]
 
@@ -371,6 +372,72 @@ def import_(file: Path, db: str, kind: str, on_error: str, batch_size: int) -> N
         click.echo(f"... and {len(report.errors) - SHOWN_ERRORS} more bad records", err=True)
     if report.rejected:
         _fail(f"{file} rejected: {len(report.errors)} bad record(s), nothing written", 1)
+
+
+def _migrate_schema(url: str, *, dry_run: bool) -> MigrationReport:
+    """Run the ``migrate()`` of the built-in SQL backend that serves ``url``."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        from .storage.sqlite import migrate as migrate_sqlite
+
+        return migrate_sqlite(url, dry_run=dry_run)
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from .storage.postgres import migrate as migrate_postgres
+        except ImportError as exc:
+            if exc.name not in ("psycopg", "psycopg_pool"):
+                raise
+            raise click.ClickException(
+                f"the PostgreSQL backend needs {exc.name}, which is not installed; "
+                "install relcrm[postgres]"
+            ) from exc
+        return migrate_postgres(url, dry_run=dry_run)
+    if scheme == "memory":
+        raise click.ClickException(
+            "a memory:// store lives only as long as its process, so it has no schema to migrate"
+        )
+    raise click.ClickException(
+        f"relcrm migrate knows the sqlite and postgresql backends, not {scheme!r}; a backend "
+        "from a plugin keeps its own schema"
+    )
+
+
+def _version_text(version: int) -> str:
+    return f"{version}" if version else "0 (no relcrm schema)"
+
+
+@cli.command()
+@click.argument("url", metavar="URL")
+@click.option(
+    "--dry-run", is_flag=True, help="Show the version and the pending steps; change nothing."
+)
+def migrate(url: str, dry_run: bool) -> None:
+    """Bring the schema of the database at URL to this relcrm's version.
+
+    URL is a sqlite:/// or postgresql:// URL, or the path of a SQLite file (created if missing).
+    The pending steps are applied in order, each in a transaction of its own; other processes
+    may use or migrate the database meanwhile. Running it again does nothing.
+    """
+    target = url if "://" in url else demo_story.sqlite_url(Path(url).expanduser())
+    report = _migrate_schema(target, dry_run=dry_run)
+    where = report.database
+    start, end = _version_text(report.from_version), _version_text(report.to_version)
+    if report.from_version == report.to_version:
+        click.echo(f"{where}: schema version {end}, up to date; nothing to do")
+        return
+    if report.dry_run:
+        count = len(report.steps)
+        click.echo(f"{where}: schema version {start} -> {end} in {count} step(s) (dry run)")
+        for step in report.steps:
+            click.echo(f"  pending step {step.version}: {step.description}")
+        click.echo("Nothing was changed; run without --dry-run to apply them.")
+        return
+    click.echo(f"{where}: schema version {start} -> {end}")
+    for step in report.steps:
+        click.echo(f"  applied step {step.version}: {step.description}")
+    others = report.to_version - report.from_version - len(report.steps)
+    if others:
+        click.echo(f"  {others} step(s) applied at the same time by another process")
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -39,6 +39,8 @@ __all__ = [
     "SchemaDatabase",
     "check_history",
     "migrate_option",
+    "no_schema",
+    "plan",
     "require_current",
     "upgrade",
 ]
@@ -130,6 +132,14 @@ def _steps_text(steps: Sequence[Migration]) -> str:
     return "; ".join(f"{step.version}: {step.description}" for step in steps)
 
 
+def no_schema(name: str, steps: Sequence[Migration], *, url: str) -> BackendUnavailable:
+    """The error for opening ``name``, which has no relcrm schema, with ``migrate=false``."""
+    return BackendUnavailable(
+        f"{name} has no relcrm schema yet, and the URL says migrate=false, so opening it creates "
+        f"none; create it (version {steps[-1].version}) with 'relcrm migrate {shlex.quote(url)}'"
+    )
+
+
 def require_current(database: SchemaDatabase, steps: Sequence[Migration], *, url: str) -> int:
     """Check, changing nothing, that ``database`` is at the latest version of ``steps``; returns
     that version.
@@ -143,12 +153,9 @@ def require_current(database: SchemaDatabase, steps: Sequence[Migration], *, url
     if found > latest:
         raise _newer(database, found, latest)
     if found < latest:
-        command = f"relcrm migrate {shlex.quote(url)}"
         if found == 0:
-            raise BackendUnavailable(
-                f"{database.name} has no relcrm schema yet, and the URL says migrate=false, so "
-                f"opening it creates none; create it (version {latest}) with '{command}'"
-            )
+            raise no_schema(database.name, steps, url=url)
+        command = f"relcrm migrate {shlex.quote(url)}"
         raise BackendUnavailable(
             f"{database.name} has relcrm schema version {found}, older than version {latest} "
             f"that this relcrm needs, and the URL says migrate=false, so opening it changes "
@@ -156,6 +163,19 @@ def require_current(database: SchemaDatabase, steps: Sequence[Migration], *, url
             f"({_steps_text(steps[found:latest])})"
         )
     return found
+
+
+def plan(
+    name: str, steps: Sequence[Migration], current: int, target: int | None = None
+) -> MigrationReport:
+    """The dry-run report for the database ``name`` at version ``current``: the steps that would
+    bring it to ``target`` (by default the latest of ``steps``)."""
+    latest = steps[-1].version
+    goal = latest if target is None else target
+    if not 1 <= goal <= latest:
+        raise ValueError(f"target must be a schema version from 1 to {latest}, not {goal}")
+    pending = tuple(steps[current:goal])
+    return MigrationReport(name, current, max(current, goal), pending, dry_run=True)
 
 
 def upgrade(
@@ -172,16 +192,13 @@ def upgrade(
     With ``dry_run`` nothing is changed, and the report lists the steps that would be applied.
     """
     latest = steps[-1].version
-    goal = latest if target is None else target
-    if not 1 <= goal <= latest:
-        raise ValueError(f"target must be a schema version from 1 to {latest}, not {goal}")
+    goal = plan(database.name, steps, 0, target).to_version  # checks the target first
     with database.locked():
         start = database.version()
     if start > latest:
         raise _newer(database, start, latest)
     if dry_run:
-        pending = tuple(steps[start:goal])
-        return MigrationReport(database.name, start, max(start, goal), pending, dry_run=True)
+        return plan(database.name, steps, start, target)
     applied: list[Migration] = []
     reached = start
     while reached < goal:

@@ -108,7 +108,14 @@ from relcrm.storage._migrations import (
 )
 from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore", "migrate"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "MigrationReport",
+    "PostgresStore",
+    "migrate",
+]
 
 _T = TypeVar("_T")
 _Connection = psycopg.Connection[tuple[Any, ...]]

@@ -62,12 +62,14 @@ from relcrm.storage._migrations import (
     MigrationReport,
     check_history,
     migrate_option,
+    no_schema,
+    plan,
     require_current,
     upgrade,
 )
 from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "migrate"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "MigrationReport", "SQLiteStore", "migrate"]
 
 _DEFAULT_TIMEOUT = 30.0
 #: Stay well under SQLITE_MAX_VARIABLE_NUMBER (999 on old builds) in ``IN (...)`` lists.
@@ -321,6 +323,9 @@ class SQLiteStore:
         self._local = threading.local()
         self._pid = os.getpid()
         self._closed = False
+        if not self.migrate_on_open and not os.path.exists(self.path):
+            self._closed = True
+            raise no_schema(repr(self.path), MIGRATIONS, url=url)  # and connecting would make one
         try:
             self._initialise_schema(self._connection(self._thread_state()))
         except BaseException:
@@ -701,8 +706,12 @@ def migrate(url: str, *, target: int | None = None, dry_run: bool = False) -> Mi
     file; a second call does nothing.
 
     With ``dry_run`` nothing changes and the report lists the pending steps. A ``migrate=false``
-    option in the URL does not apply here. A file that does not exist is created, at ``target``.
+    option in the URL does not apply here. A file that does not exist is created, at ``target``
+    (in a dry run it is left uncreated, and every step up to ``target`` is reported pending).
     """
+    path = _parse_url(url)[0]
+    if dry_run and not os.path.exists(path):
+        return plan(repr(path), MIGRATIONS, 0, target)
     migrator = _SchemaMigrator(url, target=target, dry_run=dry_run)
     migrator.close()
     if migrator.report is None:  # pragma: no cover - set while opening
