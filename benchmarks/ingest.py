@@ -252,11 +252,15 @@ class PostgresBackend(Backend):
         from psycopg import sql
 
         plain = self.server.split("?", 1)[0]
-        with psycopg.connect(plain, autocommit=True, connect_timeout=10) as connection:
-            for schema in self.schemas:
-                connection.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-                )
+        try:
+            with psycopg.connect(plain, autocommit=True, connect_timeout=10) as connection:
+                for schema in self.schemas:
+                    connection.execute(
+                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                    )
+        except psycopg.Error as exc:
+            left = ", ".join(self.schemas)
+            print(f"postgresql: could not drop the schemas {left}: {exc}", flush=True)
 
 
 def open_backend(name: str, folder: Path, postgres_url: str) -> Backend:
@@ -504,6 +508,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 results.update(measure(backend, files, args))
+            except relcrm.RelcrmError as exc:  # e.g. the server went away mid-run
+                reason = str(exc).splitlines()[0]
+                print(f"{name}: failed ({type(exc).__name__}: {reason})", flush=True)
+                results[f"{name}_error"] = f"{type(exc).__name__}: {reason}"
             finally:
                 backend.close()
         results["peak_rss_mb"] = round(peak_rss_mb(), 1)

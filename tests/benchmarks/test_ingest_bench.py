@@ -55,6 +55,9 @@ def test_figures(figures: dict[str, Any], backend: str) -> None:
         assert "skipped" in figures[f"{backend}_note"]
         assert f"{backend}_people_per_s" not in figures
         return
+    if backend == "postgresql" and "postgresql_error" in figures:
+        pytest.skip(f"the PostgreSQL server failed during the run: {figures['postgresql_error']}")
+    assert f"{backend}_error" not in figures
     for key in ("people_per_s", "naive_people_per_s", "subset_people_per_s", "speedup"):
         value = figures[f"{backend}_{key}"]
         assert isinstance(value, int | float), key
