@@ -10,6 +10,7 @@ standard library's venv otherwise.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 
@@ -121,3 +122,34 @@ def bench(session: nox.Session) -> None:
         session.skip("benchmarks/ holds no scripts yet")
     for script in scripts:
         session.run("python", str(script.relative_to(ROOT)), env={"PYTHONPATH": None})
+
+
+#: Iterations of ``nox -s crash`` (each can be overridden by setting it in the environment).
+CRASH_ITERATIONS = {
+    "RELCRM_CRASH_ITERATIONS": "500",  # SIGKILL during a SQLite import
+    "RELCRM_CRASH_ITERATIONS_POSTGRES": "50",  # SIGKILL during a PostgreSQL import
+    "RELCRM_CRASH_SHUTDOWNS": "10",  # immediate shutdown of the PostgreSQL server
+}
+
+
+@nox.session
+def crash(session: nox.Session) -> None:
+    """Crash-test bulk import many more times than ``tests`` does (arguments go to pytest).
+
+    Runs ``tests/integration/test_crash_import.py`` against the built wheel with the iteration
+    counts of ``CRASH_ITERATIONS``. The immediate-shutdown test stops and restarts the local
+    PostgreSQL cluster, so it needs ``pg_ctlcluster`` and the rights to use it.
+    """
+    wheel = _build_wheel(session)
+    session.install(f"{wheel}[tests]")
+    session.install("--force-reinstall", "--no-deps", str(wheel))
+    env: dict[str, str | None] = {"PYTHONPATH": None}
+    env.update({name: os.environ.get(name, count) for name, count in CRASH_ITERATIONS.items()})
+    session.run(
+        "pytest",
+        "--rootdir",
+        str(ROOT),
+        "tests/integration/test_crash_import.py",
+        *session.posargs,
+        env=env,
+    )
