@@ -388,54 +388,15 @@ class TextIndex:
         out[: min(rows, len(self._live))] *= self._live[:rows]
         return out
 
-    def coverage_sparse(
-        self, query: Mapping[str, float], rows: int
-    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.float64]]]:
-        """:meth:`coverage` of the live rows ``< rows`` that contain a query term: ``(rows,
-        sums)``, rows ascending. Costs what the postings cost, not what the rows do."""
-        self._flush()
-        ids, weights = self.query_vector(query)
-        # every (term, segment) posting list, in query term order then segment order
-        spans: list[tuple[int, int, int, int]] = []  # (term position, segment, start, end)
-        for k, seg in enumerate(self._segments):
-            known = ids < len(seg.lookup)
-            at_seg = np.full(len(ids), -1, dtype=np.int32)
-            at_seg[known] = seg.lookup[ids[known]]
-            for q in np.flatnonzero(at_seg >= 0).tolist():
-                i = int(at_seg[q])
-                spans.append((q, k, int(seg.t_indptr[i]), int(seg.t_indptr[i + 1])))
-        spans.sort(key=lambda x: (x[0], x[1]))
-        spans = [x for x in spans if x[2] < x[3]]
-        if not spans:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        segments = self._segments
-        at = np.concatenate([segments[k].t_rows[a:b] for _, k, a, b in spans])
-        amount = np.repeat(
-            weights.astype(np.float64)[[q for q, _, _, _ in spans]],
-            [b - a for _, _, a, b in spans],
-        )
-        limit = min(rows, len(self._live))
-        keep = at < limit
-        keep[keep] = self._live[at[keep]]
-        if not keep.all():
-            at, amount = at[keep], amount[keep]
-        if len(at) * 16 > limit:  # many hits: count densely rather than sort them
-            dense = np.bincount(at, amount, minlength=limit)
-            found = np.flatnonzero(np.bincount(at, minlength=limit))
-            return found.astype(np.int64), dense[found].astype(np.float64)
-        found, where = np.unique(at, return_inverse=True)
-        sums: np.ndarray[Any, np.dtype[np.float64]] = np.bincount(
-            where.ravel(), amount, minlength=len(found)
-        ).astype(np.float64)
-        return found.astype(np.int64), sums
-
     def coverage(
         self, query: Mapping[str, float], rows: int
     ) -> np.ndarray[Any, np.dtype[np.float64]]:
-        """For every row ``< rows``, the sum of the query weights of the terms it contains."""
+        """For every row ``< rows``, the sum of the query weights of the terms it contains (0 for
+        dead rows)."""
         out = np.zeros(rows)
-        found, sums = self.coverage_sparse(query, rows)
-        out[found] = sums
+        live = np.flatnonzero(self._live[: min(rows, len(self._live))])
+        if len(live):
+            out[live] = self.coverage_at(query, live)
         return out
 
     @property
@@ -572,12 +533,6 @@ class TextIndex:
             ).astype(np.float64)
             out.append(sums)
         return out
-
-    def vectors_at(
-        self, rows: np.ndarray[Any, np.dtype[np.integer[Any]]]
-    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], IntArray, FloatArray]:
-        """``(position in rows, term id, weighted frequency)`` of the terms of ``rows``."""
-        return self._entries(rows)
 
     def lengths(self, rows: np.ndarray[Any, np.dtype[np.integer[Any]]]) -> FloatArray:
         """Weighted lengths of ``rows``."""
