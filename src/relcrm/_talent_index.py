@@ -106,18 +106,21 @@ class TalentIndex:
             )
         }
         now = crm.now()
-        profiles = (
-            self._profile(
+        people = (
+            (
                 person,
-                relationships.get(person.id),
-                by_person.get(person.id, ()),
-                consents.get(person.id, ()),
-                jobs.get(person.id, ()),
-                now,
+                self._context(
+                    person,
+                    relationships.get(person.id),
+                    by_person.get(person.id, ()),
+                    consents.get(person.id, ()),
+                    jobs.get(person.id, ()),
+                    now,
+                ),
             )
             for person in crm.people()
         )
-        self.engine.index(profiles)
+        self.engine.index(people, today=now.date())
         self.engine.index_roles(o for o in crm.openings() if o.status is OpeningStatus.OPEN)
 
     def _profile(

@@ -27,9 +27,17 @@ from ..model import (
     RemotePolicy,
     Seniority,
 )
+from ._chunks import ChunkTable
 from ._index import FloatArray as Float32Array
 from ._index import IntArray, PostingSpans, Query, TextIndex
-from ._profiles import NO_STRINGS, CandidateContext, CandidateProfile, RoleProfile
+from ._profiles import (
+    NO_STRINGS,
+    CandidateContext,
+    CandidateProfile,
+    RoleProfile,
+    _seniority_of,
+    profile_fields,
+)
 from ._signals import (
     AVAILABILITY_VALUE,
     BUILTIN_SIGNALS,
@@ -41,7 +49,7 @@ from ._signals import (
     stage_value,
     title_similarity,
 )
-from ._skills import display, related
+from ._skills import canonical_skills, display, related, skill_scanner
 
 __all__ = [
     "FILTER_REASONS",
@@ -200,6 +208,10 @@ class MatchEngine:
         self._version = 0
         self._static: dict[str | None, tuple[int, Any]] = {}
         self._skill_queries: dict[tuple[str, ...], tuple[int, dict[str, float]]] = {}
+        # memos of the batch build (see _add_people), tied to this generation of the indexes
+        self._chunks: ChunkTable | None = None
+        self._title_ids: dict[frozenset[str], tuple[int, ...]] = {}
+        self._labels: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------- candidates
 
@@ -209,65 +221,208 @@ class MatchEngine:
     def __contains__(self, person_id: object) -> bool:
         return person_id in self._row_of
 
-    def index(self, candidates: Iterable[CandidateProfile | Person]) -> None:
-        """Replace the index with ``candidates``."""
+    def index(
+        self,
+        candidates: Iterable[CandidateProfile | Person | tuple[Person, CandidateContext | None]],
+        *,
+        today: date | None = None,
+    ) -> None:
+        """Replace the index with ``candidates``: profiles, people, or ``(person, context)``
+        pairs. People are profiled in batches (the same profiles as
+        :meth:`CandidateProfile.from_person` with ``today``, built with array operations), which
+        is much faster than building each profile first."""
         self._reset()
+        today = today or date.today()
         # Bulk loading allocates millions of small objects that all survive: the cyclic
         # collector would rescan them over and over for nothing.
         was_enabled = gc.isenabled()
         gc.disable()
         try:
+            batch: list[tuple[Person, CandidateContext]] = []
+            seen: set[str] = set()
             for c in candidates:
-                self.add(c)
+                if isinstance(c, CandidateProfile):
+                    self._add_people(batch, today, seen)
+                    self.add(c)
+                    continue
+                person, context = (c, None) if isinstance(c, Person) else c
+                if person.id in seen or person.id in self._row_of:
+                    self._add_people(batch, today, seen)  # the later version wins
+                    self.add(CandidateProfile.from_person(person, context, today=today))
+                    continue
+                batch.append((person, context or _NO_CONTEXT))
+                seen.add(person.id)
+                if len(batch) >= _BATCH:
+                    self._add_people(batch, today, seen)
+            self._add_people(batch, today, seen)
             for ix in (self._text, self._titles, self._skills):
                 ix.flush()  # one segment per field
         finally:
             if was_enabled:
                 gc.enable()
 
+    def _add_people(
+        self, batch: list[tuple[Person, CandidateContext]], today: date, seen: set[str]
+    ) -> None:
+        """Index a batch of new people (none indexed yet, no id twice) and empty ``batch``."""
+        if not batch:
+            return
+        people = batch[:]
+        batch.clear()
+        seen.clear()
+        scanner = skill_scanner()
+        if scanner is None:  # a taxonomy without batch extraction: one profile at a time
+            for person, context in people:
+                self.add(CandidateProfile.from_person(person, context, today=today))
+            return
+        row0 = len(self._pids)
+        n = len(people)
+        # 1. Per person, in Python: the weighted fields, titles and structured values.
+        chunks: list[str] = []
+        field_weight: list[float] = []
+        field_doc: list[int] = []
+        field_size: list[int] = []
+        title_sets: list[frozenset[str]] = []
+        columns: list[tuple[float, ...]] = []
+        for d, (person, context) in enumerate(people):
+            fields, titles, title = profile_fields(person, today)
+            for text, weight in fields:
+                if text:
+                    mine = text.split()
+                    chunks += mine
+                    field_weight.append(weight)
+                    field_doc.append(d)
+                    field_size.append(len(mine))
+            chunks.append("")  # ends the person's text: no skill mention runs across it
+            field_weight.append(0.0)
+            field_doc.append(d)
+            field_size.append(1)
+            title_sets.append(titles)
+            self._pids.append(person.id)
+            self._row_of[person.id] = row0 + d
+            self._title_of.append(self._intern(title))
+            location = person.location
+            self._location_of.append(self._intern(location) if location is not None else None)
+            prefs = person.preferences
+            columns.append(
+                self._column_values(
+                    _seniority_of(title),
+                    prefs.remote,
+                    location,
+                    context.availability or prefs.availability,
+                    context.check_back_on or prefs.check_back_on,
+                    context,
+                )
+            )
+        rows = np.arange(row0, row0 + n, dtype=np.int32)
+        table = self._chunks
+        if table is None or table.scanner is not scanner:
+            table = self._chunks = ChunkTable(self._text, scanner)
+        term_ids, counts, token_ids = table.gather(chunks)
+        self._index_texts(rows, term_ids, counts, field_weight, field_doc, field_size)
+        skill_lists = _batch_skills(scanner, token_ids, [person.skills for person, _ in people])
+        self._add_skills_and_titles(rows, skill_lists, title_sets)
+        # 4. Columns, consents, openings in process.
+        self._set_columns_many(row0, columns)
+        self._version += n
+        self._grow_live(row0 + n)
+        self._live[row0 : row0 + n] = True
+        for d, (_, context) in enumerate(people):
+            if context.consents or context.in_process_for:
+                self._add_context_sets(row0 + d, context)
+
+    def _index_texts(
+        self,
+        rows: IntArray,
+        term_ids: np.ndarray[Any, Any],
+        counts: np.ndarray[Any, Any],
+        field_weight: list[float],
+        field_doc: list[int],
+        field_size: list[int],
+    ) -> None:
+        """Index the texts of new ``rows``: chunk ``j`` yields the next ``counts[j]`` of
+        ``term_ids``; field ``i`` is the next ``field_size[i]`` chunks, of row
+        ``rows[field_doc[i]]``, weighing ``field_weight[i]``. One weighted count per (row, term),
+        in order of first appearance, as a profile's bag of terms has them."""
+        text = self._text
+        term_ids = term_ids.astype(np.int64)
+        weight = np.repeat(np.repeat(np.asarray(field_weight), field_size), counts)
+        doc = np.repeat(np.repeat(np.asarray(field_doc, dtype=np.int64), field_size), counts)
+        keep = weight > 0
+        if not keep.all():
+            weight, doc, term_ids = weight[keep], doc[keep], term_ids[keep]
+        width = max(len(text.terms), 1)
+        keys, first, inverse = np.unique(
+            doc * width + term_ids, return_index=True, return_inverse=True
+        )
+        tf = np.bincount(inverse.ravel(), weights=weight, minlength=len(keys))
+        order = np.argsort(first, kind="stable")
+        keys, tf = keys[order], tf[order]
+        sizes = np.bincount(keys // width, minlength=len(rows)).astype(np.int32)
+        text.add_many(rows, sizes, (keys % width).astype(np.int32), tf.astype(np.float32))
+
     def _code(self, key: str) -> int:
         return self._codes.setdefault(key, len(self._codes) + 1)
 
-    def _columns(self, p: CandidateProfile) -> dict[str, float]:
-        ctx = p.context
-        loc = p.location
+    def _columns(self, p: CandidateProfile) -> tuple[float, ...]:
+        return self._column_values(
+            p.seniority, p.remote, p.location, p.availability, p.check_back_on, p.context
+        )
+
+    def _column_values(
+        self,
+        seniority: Seniority | None,
+        remote: RemotePolicy | None,
+        loc: Location | None,
+        availability: Availability,
+        check_back_on: date | None,
+        ctx: CandidateContext,
+    ) -> tuple[float, ...]:
+        """A row's values of the columns in :data:`_COLUMNS` order."""
         segment = ctx.segment
         if segment is not None and segment not in self._segments:
             self._segments.append(segment)
-        return {
-            "seniority": SENIORITY_ORDER[p.seniority] if p.seniority is not None else -1,
-            "remote": REMOTE_CODE[p.remote],
-            "country": self._code("country:" + loc.country_code.casefold())
-            if loc and loc.country_code
-            else 0,
-            "city": self._code("city:" + loc.city.casefold()) if loc and loc.city else 0,
-            "availability": AVAILABILITY_VALUE[p.availability],
-            "avail_code": _AVAIL_CODE[p.availability],
-            "check_back": _epoch_days(p.check_back_on),
-            "warmth": min(max(ctx.warmth or 0.0, 0.0), 1.0),
-            "stage": stage_value(ctx.furthest_milestone, ctx.archive_reason),
-            "last_activity": _epoch_days(ctx.last_activity_at),
-            "hired_at": _epoch_days(ctx.hired_at),
+        warmth = ctx.warmth
+        return (
+            SENIORITY_ORDER[seniority] if seniority is not None else -1,
+            REMOTE_CODE[remote],
+            self._code("country:" + loc.country_code.casefold()) if loc and loc.country_code else 0,
+            self._code("city:" + loc.city.casefold()) if loc and loc.city else 0,
+            AVAILABILITY_VALUE[availability],
+            _AVAIL_CODE[availability],
+            _epoch_days(check_back_on),
+            min(max(warmth or 0.0, 0.0), 1.0),
+            stage_value(ctx.furthest_milestone, ctx.archive_reason),
+            _epoch_days(ctx.last_activity_at),
+            _epoch_days(ctx.hired_at),
             # kept only to give plugin signals the whole profile back (see _Rows)
-            "ctx_warmth": _NAN if ctx.warmth is None else ctx.warmth,
-            "ctx_milestone": _code_of(_MILESTONES, ctx.furthest_milestone),
-            "ctx_reason": _code_of(_REASONS, ctx.archive_reason),
-            "ctx_availability": _code_of(_AVAILABILITIES, ctx.availability),
-            "ctx_check_back": _epoch_days(ctx.check_back_on),
-            "segment": self._segments.index(segment),
-        }
+            _NAN if warmth is None else warmth,
+            _code_of(_MILESTONES, ctx.furthest_milestone),
+            _code_of(_REASONS, ctx.archive_reason),
+            _code_of(_AVAILABILITIES, ctx.availability),
+            _epoch_days(ctx.check_back_on),
+            self._segments.index(segment),
+        )
 
-    def _set_columns(self, row: int, values: Mapping[str, float]) -> None:
-        for name, value in values.items():
-            col = self._cols.get(name)
-            if col is None or len(col) <= row:
-                dtype = np.float64 if name in _WIDE_COLUMNS else np.float32
-                size = max(row + 1, 2 * (0 if col is None else len(col)), 64)
-                grown = np.full(size, _NAN, dtype=dtype)
-                if col is not None:
-                    grown[: len(col)] = col
-                self._cols[name] = col = grown
-            col[row] = value
+    def _column(self, name: str, size: int) -> np.ndarray[Any, Any]:
+        """Column ``name``, grown to hold at least ``size`` rows (new rows NaN)."""
+        col = self._cols.get(name)
+        if col is None or len(col) < size:
+            dtype = np.float64 if name in _WIDE_COLUMNS else np.float32
+            grown = np.full(max(size, 2 * (0 if col is None else len(col)), 64), _NAN, dtype)
+            if col is not None:
+                grown[: len(col)] = col
+            self._cols[name] = col = grown
+        return col
+
+    def _set_columns(self, row: int, values: tuple[float, ...]) -> None:
+        for name, value in zip(_COLUMNS, values, strict=True):
+            self._column(name, row + 1)[row] = value
+
+    def _set_columns_many(self, row0: int, rows: list[tuple[float, ...]]) -> None:
+        end = row0 + len(rows)
+        for name, values in zip(_COLUMNS, zip(*rows, strict=True), strict=True):
+            self._column(name, end)[row0:end] = values
 
     def _intern(self, value: Any) -> Any:
         found = self._interned.get(value)
@@ -296,16 +451,23 @@ class MatchEngine:
             self._aliases[row] = p.skill_aliases
         self._row_of[p.person_id] = row
         self._version += 1
-        if len(self._live) <= row:
-            grown = np.zeros(max(row + 1, 2 * len(self._live), 64), dtype=bool)
-            grown[: len(self._live)] = self._live
-            self._live = grown
+        self._grow_live(row + 1)
         self._live[row] = True
         self._text.add(row, dict(p.terms))
         self._titles.add(row, dict.fromkeys(p.titles, 1.0))
         self._skills.add(row, dict.fromkeys(skills, 1.0))
         self._set_columns(row, self._columns(p))
-        for purpose in p.context.consents:
+        self._add_context_sets(row, p.context)
+
+    def _grow_live(self, size: int) -> None:
+        if len(self._live) < size:
+            grown = np.zeros(max(size, 2 * len(self._live), 64), dtype=bool)
+            grown[: len(self._live)] = self._live
+            self._live = grown
+
+    def _add_context_sets(self, row: int, context: CandidateContext) -> None:
+        """Record a row's consents and the openings it is in process for."""
+        for purpose in context.consents:
             arr = self._consents.get(purpose)
             if arr is None or len(arr) <= row:
                 grown = np.zeros(max(row + 1, 2 * (0 if arr is None else len(arr)), 64), bool)
@@ -313,10 +475,55 @@ class MatchEngine:
                     grown[: len(arr)] = arr
                 self._consents[purpose] = arr = grown
             arr[row] = True
-        if p.context.in_process_for:
-            self._busy_of[row] = p.context.in_process_for
-            for opening_id in p.context.in_process_for:
+        if context.in_process_for:
+            self._busy_of[row] = context.in_process_for
+            for opening_id in context.in_process_for:
                 self._in_process.setdefault(opening_id, set()).add(row)
+
+    def _add_skills_and_titles(
+        self,
+        rows: IntArray,
+        skill_lists: Sequence[tuple[tuple[str, str], ...]],
+        title_sets: Sequence[frozenset[str]],
+    ) -> None:
+        """Index the skills (``(key, alias)`` pairs, distinct keys) and title tokens of new
+        ``rows``."""
+        skills_ix, titles_ix = self._skills, self._titles
+        skill_id, title_id = skills_ix.term_id, titles_ix.term_id
+        labels = self._labels
+        skill_ids: list[int] = []
+        skill_sizes: list[int] = []
+        for row, pairs in zip(rows.tolist(), skill_lists, strict=True):
+            for key, alias in pairs:
+                label = labels.get(key)
+                if label is None:
+                    label = labels[key] = display(key)
+                if alias != label:
+                    self._aliases[row] = pairs
+                    break
+            skill_ids += [skill_id(k, create=True) for k, _ in pairs]
+            skill_sizes.append(len(pairs))
+        skills_ix.add_many(
+            rows,
+            np.asarray(skill_sizes, dtype=np.int32),
+            np.asarray(skill_ids, dtype=np.int32),
+            np.ones(len(skill_ids), dtype=np.float32),
+        )
+        memo = self._title_ids
+        title_ids: list[int] = []
+        title_sizes: list[int] = []
+        for titles in title_sets:
+            found = memo.get(titles)
+            if found is None:
+                found = memo[titles] = tuple(title_id(t, create=True) for t in titles)
+            title_ids += found
+            title_sizes.append(len(found))
+        titles_ix.add_many(
+            rows,
+            np.asarray(title_sizes, dtype=np.int32),
+            np.asarray(title_ids, dtype=np.int32),
+            np.ones(len(title_ids), dtype=np.float32),
+        )
 
     def remove(self, person_id: str) -> bool:
         """Drop a person from the index; False when they were not in it."""
@@ -962,6 +1169,21 @@ class MatchEngine:
         )
 
 
+def _batch_skills(
+    scanner: Any, ids: np.ndarray[Any, Any], listed: list[tuple[str, ...]]
+) -> list[tuple[tuple[str, str], ...]]:
+    """Per person, :func:`canonical_skills` of their listed skills and the mentions in their
+    texts: ``ids``, the token ids of everyone's texts end to end, each closed by the scanner's
+    separator."""
+    positions, found = scanner.scan(ids)
+    ends = np.flatnonzero(ids == scanner.SEPARATOR)
+    owner = np.searchsorted(ends, np.asarray(positions, dtype=np.int64)).tolist()
+    mentions: list[list[tuple[str, str]]] = [[] for _ in listed]
+    for d, pair in zip(owner, found, strict=True):
+        mentions[d].append(pair)
+    return [canonical_skills(s, mentions=m) for s, m in zip(listed, mentions, strict=True)]
+
+
 def _explain(
     role: RoleProfile,
     skills: Sequence[str],
@@ -997,6 +1219,31 @@ def _explain(
         matched_terms=tuple(shared[:10]),
         segment=segment,
     )
+
+
+#: The per-row columns, in the order of :meth:`MatchEngine._column_values`.
+_COLUMNS = (
+    "seniority",
+    "remote",
+    "country",
+    "city",
+    "availability",
+    "avail_code",
+    "check_back",
+    "warmth",
+    "stage",
+    "last_activity",
+    "hired_at",
+    "ctx_warmth",
+    "ctx_milestone",
+    "ctx_reason",
+    "ctx_availability",
+    "ctx_check_back",
+    "segment",
+)
+#: People profiled together by :meth:`MatchEngine.index`.
+_BATCH = 1024
+_NO_CONTEXT = CandidateContext()
 
 
 _MILESTONES: tuple[Milestone, ...] = tuple(Milestone)

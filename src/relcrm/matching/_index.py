@@ -204,6 +204,28 @@ class TextIndex:
         self._pending_terms.extend(id_list)
         self._pending_tf.extend(tf_list)
 
+    def add_many(self, rows: IntArray, sizes: IntArray, term_ids: IntArray, tf: FloatArray) -> None:
+        """:meth:`add` for rows that are not indexed yet, given as arrays: row ``rows[i]`` has
+        the next ``sizes[i]`` of ``term_ids`` (ids of :meth:`term_id`, distinct within a row)
+        with weighted frequencies ``tf`` (all > 0)."""
+        if not len(rows):
+            return
+        rows = np.asarray(rows, dtype=np.int32)
+        sizes = np.asarray(sizes, dtype=np.int32)
+        tf = np.asarray(tf, dtype=np.float32)
+        self._grow(int(rows.max()) + 1)
+        owner = np.repeat(np.arange(len(rows)), sizes)
+        lengths = np.bincount(owner, weights=tf, minlength=len(rows)).astype(np.float32)
+        self._length[rows] = lengths
+        self._live[rows] = True
+        self._seg_of[rows] = -1
+        self._total_length += float(lengths.sum(dtype=np.float64))
+        self._n_live += len(rows)
+        self._pending_rows.frombytes(rows.tobytes())
+        self._pending_sizes.frombytes(sizes.tobytes())
+        self._pending_terms.frombytes(np.asarray(term_ids, dtype=np.int32).tobytes())
+        self._pending_tf.frombytes(tf.tobytes())
+
     def remove(self, row: int) -> bool:
         """Tombstone ``row``; returns False when it was not indexed."""
         if row >= len(self._live) or not self._live[row]:

@@ -100,6 +100,30 @@ def _analyse_fields(
     return bag, canonical_skills(listed, tokens=split(chunks))
 
 
+def profile_fields(
+    person: Person, today: date
+) -> tuple[list[tuple[str, float]], frozenset[str], str]:
+    """What a profile reads of a person's text: the ``(text, weight)`` fields (titles and the
+    current position count most, past positions fade with the time since they ended), the
+    title tokens of the headline and current positions, and the title shown."""
+    headline = person.headline
+    titles = [headline] if headline else []
+    current_title = ""
+    fields: list[tuple[str, float]] = [(headline, TITLE_WEIGHT), (person.summary, BODY_WEIGHT)]
+    for exp in person.experience:
+        if exp.end is None:
+            weight: float = 1.0
+            current_title = current_title or exp.title
+            titles.append(exp.title)
+        else:
+            years = max(0.0, (today - exp.end).days / 365.25)
+            weight = max(PAST_FLOOR, 0.5 * 0.5 ** (years / PAST_HALF_LIFE_YEARS))
+        fields.append((exp.title, TITLE_WEIGHT * weight))
+        fields.append((exp.summary, BODY_WEIGHT * weight))
+        fields.extend((h, BODY_WEIGHT * weight) for h in exp.highlights)
+    return fields, _union({title_tokens(t) for t in titles}), headline or current_title
+
+
 _TITLES: dict[str, frozenset[str]] = {}
 
 
@@ -186,31 +210,13 @@ class CandidateProfile:
         """Build a profile: titles and the current position count most, past positions fade with
         the time since they ended."""
         context = context or CandidateContext()
-        today = today or date.today()
-        titles = [person.headline] if person.headline else []
-        current_title = ""
-        fields: list[tuple[str, float]] = [
-            (person.headline, TITLE_WEIGHT),
-            (person.summary, BODY_WEIGHT),
-        ]
-        for exp in person.experience:
-            if exp.end is None:
-                weight: float = 1.0
-                current_title = current_title or exp.title
-                titles.append(exp.title)
-            else:
-                years = max(0.0, (today - exp.end).days / 365.25)
-                weight = max(PAST_FLOOR, 0.5 * 0.5 ** (years / PAST_HALF_LIFE_YEARS))
-            fields.append((exp.title, TITLE_WEIGHT * weight))
-            fields.append((exp.summary, BODY_WEIGHT * weight))
-            fields.extend((h, BODY_WEIGHT * weight) for h in exp.highlights)
+        fields, titles, title = profile_fields(person, today or date.today())
         bag, skills = _analyse_fields(fields, person.skills)
         availability = context.availability or person.preferences.availability
-        title = person.headline or current_title
         return cls(
             person_id=person.id,
             title=title,
-            titles=_union({title_tokens(t) for t in titles}),
+            titles=titles,
             terms=tuple(bag.items()),
             skills=tuple(k for k, _ in skills),
             skill_aliases=skills,

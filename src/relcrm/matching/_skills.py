@@ -15,7 +15,14 @@ from typing import Any
 
 from ..model import normalise_skill
 
-__all__ = ["canonical_skills", "display", "related", "skill_key", "taxonomy"]
+__all__ = [
+    "canonical_skills",
+    "display",
+    "related",
+    "skill_key",
+    "skill_scanner",
+    "taxonomy",
+]
 
 
 @cache
@@ -115,18 +122,37 @@ def _extract_tokens(tokens: Sequence[str]) -> list[tuple[str, str]]:
         return []
 
 
+def skill_scanner() -> Any | None:
+    """The taxonomy's batch extractor (:class:`~relcrm.matching.taxonomy.Scanner`), when it has
+    one."""
+    fn = getattr(taxonomy(), "scanner", None)
+    if fn is None:
+        return None
+    try:
+        return fn()
+    except Exception:  # a taxonomy bug must not break matching
+        return None
+
+
 def canonical_skills(
-    skills: Iterable[str], *, text: str = "", tokens: Sequence[str] | None = None
+    skills: Iterable[str],
+    *,
+    text: str = "",
+    tokens: Sequence[str] | None = None,
+    mentions: Iterable[tuple[str, str]] | None = None,
 ) -> tuple[tuple[str, str], ...]:
     """``(key, alias)`` of the listed skills, then of the skills mentioned in ``text`` or in
-    ``tokens`` (a text split by :func:`split_tokens`; taxonomy only); the alias is what the
-    person wrote."""
+    ``tokens`` (a text split by :func:`split_tokens`; taxonomy only), or of ``mentions`` found
+    already; the alias is what the person wrote."""
     keys: dict[str, str] = {}
     for s in skills:
         k = skill_key(s)
         if k:
             keys.setdefault(k, s)
-    found = _extract(text) if tokens is None else _extract_tokens(tokens)
+    if mentions is not None:
+        found: Iterable[tuple[str, str]] = mentions
+    else:
+        found = _extract(text) if tokens is None else _extract_tokens(tokens)
     for k, alias in found:
         keys.setdefault(k, alias)
     # the same (key, alias) pairs recur across profiles: share one tuple of each

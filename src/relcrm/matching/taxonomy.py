@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATA_FILE",
     "NormalisedSkill",
+    "Scanner",
     "Skill",
     "SkillGroup",
     "SkillMention",
@@ -369,6 +370,181 @@ class _Index:
         return self._fuzzy
 
 
+class Scanner:
+    """Extraction over many texts at once: for each, what
+    :meth:`SkillTaxonomy.mentions_in_tokens` finds, with array operations instead of a loop per
+    token.
+
+    Tokens become small integers (:meth:`chunk_ids`, memoised per whitespace-separated chunk);
+    the prefixes of multi-word aliases become integers too, and growing every run by one word is
+    one sorted-array lookup for all positions at once. Only the final left-to-right choice among
+    overlapping runs is a loop, over the runs found.
+    """
+
+    #: The token id that separates two texts: no run crosses it.
+    SEPARATOR = 0
+
+    def __init__(self, index: _Index) -> None:
+        import numpy as np
+
+        self._np = np
+        self._index = index
+        words: dict[str, int] = {}
+        prefix_ids: dict[str, int] = {}
+        for prefix in sorted(index.prefixes, key=lambda p: p.count(" ")):
+            prefix_ids[prefix] = len(prefix_ids)
+        self._alias_list: list[tuple[str, str]] = []
+        alias_of: dict[tuple[str, str], int] = {}
+
+        def word_id(word: str) -> int:
+            return words.setdefault(word, len(words))
+
+        # every word of a free-text alias or of a prefix gets an id first; keys use the count
+        for key, alias in index.aliases.items():
+            if alias[2] != "-" and " " in key:
+                for w in key.split(" "):
+                    word_id(w)
+        for prefix in prefix_ids:
+            for w in prefix.split(" "):
+                word_id(w)
+        self._words = words
+        width = len(words) + 1
+        self._width = width
+        grow_keys: list[int] = []
+        grow_values: list[int] = []
+        for prefix, pid in prefix_ids.items():
+            head, space, last = prefix.rpartition(" ")
+            if space:  # "a b c" grows from "a b" by "c"
+                grow_keys.append(prefix_ids[head] * width + words[last])
+                grow_values.append(pid)
+        alias_keys: list[int] = []
+        alias_values: list[int] = []
+        for key, alias in index.aliases.items():
+            if alias[2] == "-" or " " not in key:
+                continue
+            head, _, last = key.rpartition(" ")
+            # every free-text alias added its prefixes, so its head has an id
+            alias_keys.append(prefix_ids[head] * width + words[last])
+            alias_values.append(alias_of.setdefault((alias[0], alias[1]), len(alias_of)))
+        self._alias_list = list(alias_of)
+        self._prefix_ids = prefix_ids
+
+        def table(keys: list[int], values: list[int]) -> tuple[Any, Any]:
+            k = np.asarray(keys, dtype=np.int64)
+            order = np.argsort(k, kind="stable")
+            return k[order], np.asarray(values, dtype=np.int32)[order]
+
+        self._grow = table(grow_keys, grow_values)
+        self._alias = table(alias_keys, alias_values)
+        self._alias_of = alias_of
+        # Per token id (as written): its lower-case word, its singular head (word ids, -1 when
+        # in no alias), the prefix a run starting at it is (-1: none), and the one-word alias it
+        # is in free text (-1: none). Id 0 is the separator.
+        self._token_ids: dict[str, int] = {}
+        self._low = [-1]
+        self._head = [-1]
+        self._start = [-1]
+        self._single = [-1]
+        self._arrays: tuple[Any, Any, Any, Any] | None = None
+        # "" is no chunk of a text (``str.split`` never yields it): it stands for the separator
+        self._chunks: dict[str, tuple[int, ...]] = {"": (self.SEPARATOR,)}
+        self._lock = threading.Lock()
+
+    def _token_id(self, token: str) -> int:
+        found = self._token_ids.get(token)
+        if found is not None:
+            return found
+        low, head, single, grows, _, _, _ = self._index.words.get(token) or self._index.word(token)
+        tid = self._token_ids[token] = len(self._low)
+        self._low.append(self._words.get(low, -1))
+        self._head.append(self._words.get(head, -1))
+        self._start.append(self._prefix_ids[low] if grows else -1)
+        alias_of = self._alias_of
+        pair = None if single is None else (single[0], single[1])
+        self._single.append(-1 if pair is None else alias_of.setdefault(pair, len(alias_of)))
+        if len(self._alias_of) > len(self._alias_list):
+            self._alias_list = list(self._alias_of)
+        self._arrays = None
+        return tid
+
+    def chunk_ids(self, chunk: str) -> tuple[int, ...]:
+        """The token ids of a whitespace-free chunk of text (memoised); ``""`` is the
+        separator."""
+        found = self._chunks.get(chunk)
+        if found is None:
+            with self._lock:
+                found = tuple([self._token_id(t) for t in _chunk_tokens[chunk]])
+                if len(self._chunks) < 1_000_000:
+                    self._chunks[chunk] = found
+        return found
+
+    def scan(self, ids: Any) -> tuple[list[int], list[tuple[str, str]]]:
+        """Mentions in a stream of token ids (texts separated by :attr:`SEPARATOR`): the position
+        of each mention's first token and its ``(skill id, alias)``, in order, as
+        :meth:`SkillTaxonomy.mentions_in_tokens` finds them in each text."""
+        np = self._np
+        arrays = self._arrays
+        if arrays is None:
+            with self._lock:
+                arrays = self._arrays = tuple(
+                    np.asarray(a, dtype=np.int64)
+                    for a in (self._low, self._head, self._start, self._single)
+                )
+        low_of, head_of, start_of, single_of = arrays
+        ids = np.asarray(ids, dtype=np.int64)
+        n = len(ids)
+        best = single_of[ids]
+        size = (best >= 0).astype(np.int32)
+        grow_keys, grow_values = self._grow
+        alias_keys, alias_values = self._alias
+        width = self._width
+        at = np.flatnonzero(start_of[ids] >= 0)
+        prefix = start_of[ids[at]]
+        step = 1
+        while len(at):
+            nxt = at + step
+            inside = nxt < n
+            at, prefix, nxt = at[inside], prefix[inside], nxt[inside]
+            if not len(at):
+                break
+            heads = head_of[ids[nxt]]
+            ok = heads >= 0
+            hit = _lookup(np, alias_keys, alias_values, prefix * width + heads, ok)
+            found = hit >= 0
+            best[at[found]] = hit[found]
+            size[at[found]] = step + 1
+            lows = low_of[ids[nxt]]
+            longer = _lookup(np, grow_keys, grow_values, prefix * width + lows, lows >= 0)
+            keep = longer >= 0
+            at, prefix = at[keep], longer[keep].astype(np.int64)
+            step += 1
+        starts = np.flatnonzero(size)
+        positions: list[int] = []
+        found_aliases: list[tuple[str, str]] = []
+        aliases = self._alias_list
+        free = 0
+        for i, k, a in zip(
+            starts.tolist(), size[starts].tolist(), best[starts].tolist(), strict=True
+        ):
+            if i >= free:
+                positions.append(i)
+                found_aliases.append(aliases[a])
+                free = i + k
+        return positions, found_aliases
+
+
+def _lookup(np: Any, keys: Any, values: Any, wanted: Any, valid: Any) -> Any:
+    """``values`` at ``wanted`` in the sorted ``keys`` (-1 where absent or not ``valid``)."""
+    out = np.full(len(wanted), -1, dtype=np.int64)
+    if not len(keys) or not len(wanted):
+        return out
+    pos = np.searchsorted(keys, wanted)
+    pos[pos >= len(keys)] = 0
+    hit = valid & (keys[pos] == wanted)
+    out[hit] = values[pos[hit]]
+    return out
+
+
 def _proper_prefixes(key: str) -> list[str]:
     words = key.split(" ")
     return [" ".join(words[:j]) for j in range(1, len(words))]
@@ -429,6 +605,7 @@ class SkillTaxonomy:
     _index: _Index | None = attrs.field(default=None, init=False, repr=False)
     _parts: tuple[SkillTaxonomy, ...] = attrs.field(default=(), init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _scanner: tuple[_Index, Scanner] | None = attrs.field(default=None, init=False, repr=False)
 
     @classmethod
     def from_skills(
@@ -609,6 +786,15 @@ class SkillTaxonomy:
         """:meth:`mentions` of a text already split by :func:`split_tokens`."""
         return [(hit[0], hit[1]) for _, _, hit in self._runs_of(raw)]
 
+    def scanner(self) -> Scanner:
+        """The batch form of :meth:`mentions_in_tokens` (one per loaded vocabulary)."""
+        index = self._idx()
+        found = self._scanner
+        if found is None or found[0] is not index:
+            with self._lock:
+                found = self._scanner = (index, Scanner(index))
+        return found[1]
+
     def _runs(self, text: str) -> list[tuple[int, int, _Alias]]:
         """``(first token, number of tokens, alias)`` of each mention in ``text``."""
         return self._runs_of(split_tokens(text))
@@ -785,6 +971,11 @@ def mentions(text: str) -> list[tuple[str, str]]:
 def mentions_in_tokens(raw: Sequence[str]) -> list[tuple[str, str]]:
     """:meth:`SkillTaxonomy.mentions_in_tokens` on the built-in taxonomy."""
     return esco_taxonomy().mentions_in_tokens(raw)
+
+
+def scanner() -> Scanner:
+    """:meth:`SkillTaxonomy.scanner` on the built-in taxonomy."""
+    return esco_taxonomy().scanner()
 
 
 def related(skill_id: str) -> set[str]:
