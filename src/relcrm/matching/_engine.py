@@ -154,7 +154,7 @@ class MatchEngine:
         *,
         k1: float = 1.2,
         b: float = 0.75,
-        shortlist: int = 1000,
+        shortlist: int = 500,
         budget: int | None = 200_000,
         recently_hired_days: int = 180,
         feedback_docs: int = 0,
@@ -631,9 +631,17 @@ class MatchEngine:
             if n:
                 counts[reason] = n
             eligible &= ~m
+        # the rows the time-dependent filters may hold back, sorted by the instant that decides
+        # (NaN last), so that those held back at a given time are a slice
         not_now = np.flatnonzero(eligible & (avail == _AVAIL_CODE[Availability.NOT_NOW]))
+        back = self._cols["check_back"][not_now]
+        order = np.argsort(back, kind="stable")
+        not_now, back = not_now[order], back[order]
         hired = np.flatnonzero(eligible & ~np.isnan(self._cols["hired_at"][:rows]))
-        value = (eligible, counts, not_now, hired)
+        hired_at = self._cols["hired_at"][hired]
+        order = np.argsort(hired_at, kind="stable")
+        hired, hired_at = hired[order], hired_at[order]
+        value = (eligible, counts, (not_now, back), (hired, hired_at))
         self._static[purpose] = (self._version, value)
         return value
 
@@ -642,15 +650,19 @@ class MatchEngine:
     ) -> tuple[np.ndarray[Any, np.dtype[np.bool_]], dict[str, int]]:
         """Rows passing every hard filter, and how many each filter held back (a row counts
         under the first reason of :data:`FILTER_REASONS` that holds it back)."""
-        static, counts, not_now, hired = self._static_filters(purpose, rows)
+        static, counts, (not_now, back), (hired, hired_at) = self._static_filters(purpose, rows)
         eligible = static.copy()
         filtered = dict(counts)
         today = _epoch_days(now)
-        waiting = not_now[~(self._cols["check_back"][not_now] <= today)]
+        # not now, and not past the check-back date (or none given): NaN sorts last
+        waiting = not_now[int(np.searchsorted(back, today, side="right")) :]
         busy_rows = self._in_process.get(role_id, set()) if role_id is not None else set()
         busy = np.fromiter(busy_rows, dtype=np.int64, count=len(busy_rows))
         busy = busy[busy < rows]
-        recent = hired[(today - self._cols["hired_at"][hired]) < self.recently_hired_days]
+        # hired less than recently_hired_days ago: today - hired_at < days
+        recent = hired[
+            int(np.searchsorted(hired_at, today - self.recently_hired_days, side="right")) :
+        ]
         for reason, held in (
             ("check_back_later", waiting),
             ("in_process", busy),
@@ -870,11 +882,14 @@ class MatchEngine:
         )
         chosen = np.zeros(len(sizes), dtype=bool)
         left = self.budget or 0
+        size_of = sizes.tolist()
+        taken: list[int] = []
         for i in np.argsort(-bound, kind="stable").tolist():
-            size = int(sizes[i])
-            if size <= left or not chosen.any():
-                chosen[i] = True
+            size = size_of[i]
+            if size <= left or not taken:
+                taken.append(i)
                 left -= size
+        chosen[taken] = True
         return chosen
 
     def _collect(
