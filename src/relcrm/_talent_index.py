@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .crm import CRM
     from .events import Event
     from .matching import CandidateContext, Match, MatchEngine
+    from .storage.base import Record
 
 __all__ = ["SEGMENTS", "Rediscovery", "TalentIndex", "segment_of"]
 
@@ -77,6 +78,44 @@ def segment_of(
     return None  # in process right now
 
 
+class _InStep:
+    """Looks up records of one kind by id, for ids asked in increasing order, reading the
+    records (in id order) alongside, so memory stays constant. Records passed over are kept
+    aside (normally none: every relationship has its person); should either order turn out not
+    to be increasing, the rest of the records is read into the same dictionary."""
+
+    def __init__(self, records: Iterable["Record"]) -> None:
+        self._records = iter(records)
+        self._next: Record | None = next(self._records, None)
+        self._asked: str | None = None
+        self._aside: dict[str, Record] = {}
+        self._in_order = True
+
+    def _read_all(self) -> None:
+        if self._next is not None:
+            self._aside[self._next.id] = self._next
+        self._aside.update((r.id, r) for r in self._records)
+        self._next, self._in_order = None, False
+
+    def __call__(self, key: str) -> "Record | None":
+        if self._in_order and self._asked is not None and key <= self._asked:
+            self._read_all()
+        self._asked = key
+        while self._in_order and self._next is not None and self._next.id < key:
+            passed = self._next
+            self._aside[passed.id] = passed
+            self._next = next(self._records, None)
+            if self._next is not None and self._next.id <= passed.id:
+                self._read_all()
+        if self._next is not None and self._next.id == key:
+            found = self._next
+            self._next = next(self._records, None)
+            if self._next is not None and self._next.id <= found.id:
+                self._read_all()
+            return found
+        return self._aside.pop(key, None)
+
+
 class TalentIndex:
     """The match engine of one CRM, with the context it needs about each person."""
 
@@ -98,29 +137,27 @@ class TalentIndex:
         for rec in crm.store.iter_records("employment"):
             job = crm._decode(rec.data, EmploymentEpisode)
             jobs[job.person_id].append(job)
-        relationships = {
-            r.person_id: r
-            for r in (
-                crm._decode(rec.data, Relationship)
-                for rec in crm.store.iter_records("relationship")
-            )
-        }
+        # People and their relationships are streamed side by side (both come in id order, and
+        # a relationship's id is its person's): a big pool is never all in memory at once.
+        relationship_of = _InStep(crm.store.iter_records("relationship"))
         now = crm.now()
-        people = (
-            (
-                person,
-                self._context(
+
+        def people() -> Iterable[tuple[Person, "CandidateContext"]]:
+            for rec in crm.store.iter_records("person"):
+                person = crm._decode(rec.data, Person)
+                found = relationship_of(rec.id)
+                relationship = crm._decode(found.data, Relationship) if found else None
+                context = self._context(
                     person,
-                    relationships.get(person.id),
+                    relationship,
                     by_person.get(person.id, ()),
                     consents.get(person.id, ()),
                     jobs.get(person.id, ()),
                     now,
-                ),
-            )
-            for person in crm.people()
-        )
-        self.engine.index(people, today=now.date())
+                )
+                yield person, context
+
+        self.engine.index(people(), today=now.date())
         self.engine.index_roles(o for o in crm.openings() if o.status is OpeningStatus.OPEN)
 
     def _profile(
