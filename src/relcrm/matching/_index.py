@@ -47,7 +47,10 @@ class _Segment:
         self.rows = rows
         self.doc_indptr = doc_indptr
         self.doc_terms = doc_terms
-        self.doc_tf = doc_tf
+        # half precision, like the postings side: a weighted frequency needs no more than three
+        # significant digits (BM25 saturates in it), and the forward arrays are the biggest part
+        # of a large index
+        self.doc_tf: HalfArray = np.asarray(doc_tf, dtype=np.float16)
         owner = np.repeat(rows, np.diff(doc_indptr))
         # a stable sort of 16-bit keys is a radix sort: use it when the term ids fit
         small = len(doc_terms) and int(doc_terms.max()) < 2**16 and int(doc_terms.min()) >= 0
@@ -363,7 +366,7 @@ class TextIndex:
         s = self._segments[seg]
         pos = int(self._pos_of[row])
         a, b = s.doc_indptr[pos], s.doc_indptr[pos + 1]
-        return s.doc_terms[a:b], s.doc_tf[a:b]
+        return s.doc_terms[a:b], s.doc_tf[a:b].astype(np.float32)
 
     def idf(self, ids: IntArray) -> np.ndarray[Any, np.dtype[np.float64]]:
         self._flush()
@@ -500,7 +503,11 @@ class TextIndex:
             tfs.append(seg.doc_tf[take])
         if not owners:
             return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
-        return np.concatenate(owners), np.concatenate(terms), np.concatenate(tfs)
+        return (
+            np.concatenate(owners),
+            np.concatenate(terms),
+            np.concatenate(tfs).astype(np.float32),
+        )
 
     def _dense_query(self, query: Mapping[str, float]) -> FloatArray:
         """The query weights as an array over term ids (0 for terms not in the query)."""
