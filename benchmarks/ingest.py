@@ -326,6 +326,7 @@ def bulk(
             on_error=args.on_error,
             batch_size=args.batch_size,
             progress=progress,
+            workers=args.workers if args.workers == "auto" else int(args.workers),
         )
         seconds = time.perf_counter() - started
         if (report.imported, report.errors) != (people, []):
@@ -447,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--on-error", choices=("reject", "skip"), default="reject")
     parser.add_argument(
         "--notifiers", default="log", help="comma-separated notifier names ('' for none)"
+    )
+    parser.add_argument(
+        "--workers", default="auto", help="import_people(workers=...): a number, or auto"
     )
     parser.add_argument("--naive-people", type=int, default=20_000)
     parser.add_argument("--index-people", type=int, default=100_000)

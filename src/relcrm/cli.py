@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, Literal, NoReturn, cast
 from urllib.parse import unquote
 
 import click
@@ -332,7 +332,15 @@ SHOWN_ERRORS = 20
     show_default=True,
     help="Records written per transaction.",
 )
-def import_(file: Path, db: str, kind: str, on_error: str, batch_size: int) -> None:
+@click.option(
+    "--workers",
+    default="auto",
+    show_default=True,
+    metavar="N|auto",
+    help="Worker processes that read and encode a .jsonl file of people while this one writes"
+    " (0 for none; auto: one per CPU, at most four, for files of 16 MiB or more).",
+)
+def import_(file: Path, db: str, kind: str, on_error: str, batch_size: int, workers: str) -> None:
     """Import JSON Resume documents from FILE (.json, .jsonl or .jsonl.gz).
 
     Re-importing is safe: people are keyed by email and openings by meta.canonical, and those
@@ -342,7 +350,7 @@ def import_(file: Path, db: str, kind: str, on_error: str, batch_size: int) -> N
     from .interchange.bulk import OnError
 
     url = _import_db(db)
-    run = import_people if kind == "people" else import_openings
+    pool = _workers(workers)
     actor = Actor(ActorRole.SYSTEM, "import")
     mode = cast(OnError, on_error)
     with (
@@ -360,9 +368,20 @@ def import_(file: Path, db: str, kind: str, on_error: str, batch_size: int) -> N
             shown[0] = done
 
         try:
-            report: ImportReport = run(
-                crm, file, actor=actor, on_error=mode, batch_size=batch_size, progress=progress
-            )
+            if kind == "people":
+                report: ImportReport = import_people(
+                    crm,
+                    file,
+                    actor=actor,
+                    on_error=mode,
+                    batch_size=batch_size,
+                    progress=progress,
+                    workers=pool,
+                )
+            else:
+                report = import_openings(
+                    crm, file, actor=actor, on_error=mode, batch_size=batch_size, progress=progress
+                )
         except ImportRejected as exc:
             report = exc.report
     click.echo(report.summary())
@@ -372,6 +391,20 @@ def import_(file: Path, db: str, kind: str, on_error: str, batch_size: int) -> N
         click.echo(f"... and {len(report.errors) - SHOWN_ERRORS} more bad records", err=True)
     if report.rejected:
         _fail(f"{file} rejected: {len(report.errors)} bad record(s), nothing written", 1)
+
+
+def _workers(value: str) -> int | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise click.BadParameter(
+            f"expected 'auto' or a whole number from 0, got {value!r}", param_hint="'--workers'"
+        )
+    return number
 
 
 def _migrate_schema(url: str, *, dry_run: bool) -> MigrationReport:

@@ -11,7 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from json.encoder import encode_basestring as _quote
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import attrs
 import pluggy
@@ -72,8 +73,10 @@ from .notify.base import Notification, Notifier, Recipient
 from .plugins import call_each, collect_registrations, make_plugin_manager
 from .routing import RoutingContext, route
 from .serialization import structure, unstructure
+from .storage._checks import encode_json
 from .storage.base import (
     EventRecord,
+    JSONText,
     OutboxRecord,
     Record,
     Store,
@@ -191,7 +194,7 @@ _with_created_at = _make_stamper()
 
 
 #: People written per round of bulk writes in :meth:`CRM.add_people`.
-_CHUNK = 50
+_CHUNK = 1000
 #: How many times a command runs when concurrent writers keep changing what it read.
 _COMMAND_ATTEMPTS = 5
 
@@ -202,6 +205,100 @@ def _routed_alike(person: Person) -> bool:
     return not person.owner_id and (
         person.preferences.availability is not Availability.DO_NOT_CONTACT
     )
+
+
+#: Encoded people of :meth:`CRM.add_encoded_people`: id, name, email, sources and the compact
+#: JSON of the person (as the stored record, with ``"created_at":null`` as its last member).
+EncodedPerson = tuple[str, str, str | None, tuple[str, ...], str]
+#: How the JSON of an :data:`EncodedPerson` ends (no owner); the command's time replaces the last
+#: ``null``.
+_NO_CREATED_AT = ',"owner_id":null,"created_at":null}'
+_NOT_CONTACTED = '"availability":"do_not_contact"'
+
+
+class _NewPerson(NamedTuple):
+    """One person of a bulk add, as its writes need it: what the event and the notifications
+    say about them, the stored record, and the :class:`Person` itself when at hand (else it is
+    decoded from ``data`` when needed)."""
+
+    id: str
+    name: str
+    email: str | None
+    sources: tuple[str, ...]
+    owner_id: str | None
+    alike: bool  #: :func:`_routed_alike`
+    data: Mapping[str, Any]
+    person: Person | None
+
+    def created_data(self) -> dict[str, Any]:
+        """:func:`_created_data` of the person."""
+        return {"name": self.name, "sources": list(self.sources), "owner_id": self.owner_id}
+
+    def value(self, crm: "CRM") -> Person:
+        return self.person if self.person is not None else crm._decode(self.data, Person)
+
+    @classmethod
+    def of(cls, person: Person) -> "_NewPerson":
+        return cls(
+            person.id,
+            person.name,
+            person.email,
+            person.sources,
+            person.owner_id,
+            _routed_alike(person),
+            unstructure(person),
+            person,
+        )
+
+
+class _JSONTemplate:
+    """The compact JSON text of a mapping with some members left open: ``fill(*texts)`` puts the
+    JSON texts of their values in (in the order of ``holes``, each a path of keys). Used for the
+    rows of bulk adds, which differ from one person to the next in a few members only.
+    :meth:`make` checks the template against ``encode_json`` of a filled-in mapping and gives
+    ``None`` if it does not give exactly the same text."""
+
+    __slots__ = ("_format",)
+
+    def __init__(self, pieces: list[str]) -> None:
+        self._format = "%s".join(piece.replace("%", "%%") for piece in pieces)
+
+    @classmethod
+    def make(
+        cls, value: Mapping[str, Any], holes: Sequence[tuple[str, ...]]
+    ) -> "_JSONTemplate | None":
+        markers = [f"\ue000{n}\ue001" for n in range(len(holes))]
+        marked = _with_members(value, dict(zip(holes, markers, strict=True)))
+        text = encode_json(marked)
+        pieces = []
+        for marker in markers:
+            head, found, text = text.partition(encode_json(marker))
+            if not found or encode_json(marker) in text or marker in head:
+                return None
+            pieces.append(head)
+        pieces.append(text)
+        template = cls(pieces)
+        probe = ["x\u2028\"'", "é", 0, None, {"k": [1, "v"]}]
+        values = {hole: probe[n % len(probe)] for n, hole in enumerate(holes)}
+        filled = template.fill(*(encode_json(v) for v in values.values()))
+        if filled != encode_json(_with_members(value, values)):
+            return None
+        return template
+
+    def fill(self, *texts: str) -> str:
+        return self._format % texts
+
+
+def _with_members(value: Mapping[str, Any], members: Mapping[tuple[str, ...], Any]) -> Any:
+    """A copy of ``value`` with the members at the given paths set (in place, keeping order)."""
+    out = dict(value)
+    for path, member in members.items():
+        target = out
+        for key in path[:-1]:
+            target[key] = dict(target[key])
+            target = target[key]
+        target[path[-1]] = member
+    return out
 
 
 @attrs.frozen
@@ -216,11 +313,43 @@ class _CreatedNotice:
     recipient: Mapping[str, Any]
     next_attempt_at: str
     notifiers: tuple[str, ...]
+    #: Templates of the payload (holes: id, event id, recipient, subject, body, data) and of the
+    #: recipient (holes: id, address), when they can be made.
+    payload_text: _JSONTemplate | None = None
+    recipient_text: _JSONTemplate | None = None
 
-    def rows(self, event_id: str, person: Person, ids: Iterator[str]) -> list[OutboxRecord]:
+    def rows(self, event_id: str, person: _NewPerson, ids: Iterator[str]) -> list[OutboxRecord]:
         """The rows for ``person``'s event, one per notifier, with ids taken from ``ids``."""
         line = self.head + person.name + self.tail
-        to = {**self.recipient, "id": person.id, "address": person.email}
+        payload_text, recipient_text = self.payload_text, self.recipient_text
+        if payload_text is not None and recipient_text is not None:
+            quoted_event = _quote(event_id)
+            quoted_line = _quote(line)
+            quoted_body = _quote(line + self.body_tail)
+            data = '{"name":' + _quote(person.name) + "}"
+            email = person.email
+            to_text = recipient_text.fill(
+                _quote(person.id), _quote(email) if email is not None else "null"
+            )
+            to = JSONText(to_text)
+            out = []
+            for name in self.notifiers:
+                nid = next(ids)
+                text = payload_text.fill(
+                    _quote(nid), quoted_event, to_text, quoted_line, quoted_body, data
+                )
+                out.append(
+                    OutboxRecord(
+                        nid,
+                        event_id,
+                        name,
+                        to,
+                        JSONText(text),
+                        next_attempt_at=self.next_attempt_at,
+                    )
+                )
+            return out
+        to_map = {**self.recipient, "id": person.id, "address": person.email}
         out = []
         for name in self.notifiers:
             nid = next(ids)
@@ -228,13 +357,15 @@ class _CreatedNotice:
                 **self.payload,
                 "id": nid,
                 "event_id": event_id,
-                "recipient": dict(to),
+                "recipient": dict(to_map),
                 "subject": line,
                 "body": line + self.body_tail,
                 "data": {"name": person.name},
             }
             out.append(
-                OutboxRecord(nid, event_id, name, to, message, next_attempt_at=self.next_attempt_at)
+                OutboxRecord(
+                    nid, event_id, name, to_map, message, next_attempt_at=self.next_attempt_at
+                )
             )
         return out
 
@@ -330,24 +461,27 @@ class _CreatedOutbox:
     everyone when the rows cannot follow, is routed the usual way. Row ids are made in event
     order either way."""
 
-    def __init__(self, crm: "CRM", uow: _UnitOfWork, event: Callable[[str, Person], Event]) -> None:
+    def __init__(
+        self, crm: "CRM", uow: _UnitOfWork, event: Callable[[str, _NewPerson], Event]
+    ) -> None:
         self.crm = crm
         self.uow = uow
         self.event = event
         self.notice: _CreatedNotice | None = None
         self.sampled = False
 
-    def rows(self, made: Iterable[tuple[str, Person]]) -> list[OutboxRecord]:
+    def rows(self, made: Iterable[tuple[str, _NewPerson]]) -> list[OutboxRecord]:
         """The rows for ``made``: the event id and person of each event, in order."""
         rows: list[OutboxRecord] = []
-        run: list[tuple[str, Person]] = []  # people whose rows follow from the notice
+        run: list[tuple[str, _NewPerson]] = []  # people whose rows follow from the notice
         for event_id, p in made:
-            alike = _routed_alike(p)
+            alike = p.alike
             if alike and self.notice is not None:
                 run.append((event_id, p))
                 continue
             self._follow(run, rows)
-            known = (p, self.crm._new_relationship(p))
+            person = p.value(self.crm)
+            known = (person, self.crm._new_relationship(person))
             event = self.event(event_id, p)
             own = self.crm._outbox_rows(self.uow, event, known)
             rows.extend(own)
@@ -357,7 +491,7 @@ class _CreatedOutbox:
         self._follow(run, rows)
         return rows
 
-    def _follow(self, run: list[tuple[str, Person]], rows: list[OutboxRecord]) -> None:
+    def _follow(self, run: list[tuple[str, _NewPerson]], rows: list[OutboxRecord]) -> None:
         """Add the rows of ``run`` (people routed like the sample) to ``rows``, and empty it."""
         if self.notice is not None and run:
             ids = iter(new_ids("ntf", len(run) * len(self.crm.notifiers)))
@@ -869,7 +1003,62 @@ class CRM:
             raise AlreadyExists("person", dup, "given twice in one batch")
         if len(batch) < 2:
             return self._command(lambda uow: [self._insert_person(uow, p, actor) for p in batch])
-        return self._command(lambda uow: self._insert_people(uow, batch, actor))
+
+        def insert(uow: _UnitOfWork) -> list[Person]:
+            now = uow.now
+            people = [p if p.created_at is not None else _with_created_at(p, now) for p in batch]
+            self._insert_people(uow, [_NewPerson.of(p) for p in people], actor)
+            return people
+
+        return self._command(insert)
+
+    def add_encoded_people(self, people: Sequence[EncodedPerson], *, actor: Actor) -> int:
+        """Add many people given as their encoded records, in one transaction; returns how many.
+
+        For bulk importers that make people in other processes: each is ``(id, name, email,
+        sources, text)``, where ``text`` is the compact JSON of a checked :class:`Person` (as
+        ``relcrm.serialization.unstructure`` and the built-in stores encode it) without an owner
+        or a creation time (``"owner_id":null,"created_at":null`` its last members). What is
+        written is what :meth:`add_people` writes for those people: the same records
+        (``created_at`` the command's time), events and outbox rows.
+        """
+        batch = list(people)
+        for pid, _, _, _, text in batch:
+            check_action("create_person", actor, pid)
+            if not text.endswith(_NO_CREATED_AT):
+                raise ValidationError(
+                    "Person", [f"an encoded person must end with {_NO_CREATED_AT!r} @ $"]
+                )
+        counts = Counter(entry[0] for entry in batch)
+        if len(counts) != len(batch):
+            dup = next(entry[0] for entry in batch if counts[entry[0]] > 1)
+            raise AlreadyExists("person", dup, "given twice in one batch")
+        if not batch:
+            return 0
+
+        def insert(uow: _UnitOfWork) -> int:
+            stamp = ',"owner_id":null,"created_at":' + _quote(uow.now.isoformat()) + "}"
+            cut = -len(_NO_CREATED_AT)
+            self._insert_people(
+                uow,
+                [
+                    _NewPerson(
+                        pid,
+                        name,
+                        email,
+                        sources,
+                        None,
+                        _NOT_CONTACTED not in text,
+                        JSONText(text[:cut] + stamp),
+                        None,
+                    )
+                    for pid, name, email, sources, text in batch
+                ],
+                actor,
+            )
+            return len(batch)
+
+        return self._command(insert)
 
     def _insert_person(self, uow: _UnitOfWork, p: Person, actor: Actor) -> Person:
         new = p if p.created_at is not None else attrs.evolve(p, created_at=uow.now)
@@ -882,32 +1071,34 @@ class CRM:
         owners = (person.owner_id,) if person.owner_id else ()
         return Relationship(person.id, self.organisation, owner_ids=owners)
 
-    def _insert_people(
-        self, uow: _UnitOfWork, batch: Sequence[Person], actor: Actor
-    ) -> list[Person]:
-        """What :meth:`_insert_person` does for each of ``batch`` (checked, ids distinct), with
-        bulk writes: the same records, events and outbox rows.
+    def _insert_people(self, uow: _UnitOfWork, people: Sequence[_NewPerson], actor: Actor) -> None:
+        """What :meth:`_insert_person` does for each of ``people`` (checked, ids distinct, with
+        their creation time), with bulk writes: the same records, events and outbox rows.
 
         The per-person work is kept small: the first person's event is made and encoded the
         usual way and serves as the template for the others' (same type, time, actor and
         correlation id); relationships of people without an owner differ only in the person id;
-        and the candidate's notification is derived from one routed the usual way
-        (:meth:`_created_notice`), falling back to routing each person when it cannot be. The
-        rows are written a chunk of people at a time, so that few of them are held at once.
+        the candidate's notification is derived from one routed the usual way
+        (:meth:`_created_notice`), falling back to routing each person when it cannot be; and
+        the JSON of what differs from one person to the next is put into the encoded templates
+        (:class:`_JSONTemplate`) instead of encoding every mapping whole. The rows are written a
+        chunk of people at a time, so that few of them are held at once.
         """
         now = uow.now
         # Made through make_event, so the time, actor and visibility are checked once for all.
-        proto = make_event(uow.context, "person.created", actor, {"person": batch[0].id}, {})
-        people = [p if p.created_at is not None else _with_created_at(p, now) for p in batch]
+        proto = make_event(uow.context, "person.created", actor, {"person": people[0].id}, {})
         event_ids = [proto.id, *new_ids("evt", len(people) - 1)]
         envelope = unstructure(proto)
         occurred_at = _utc_iso(now)
         ownerless = unstructure(Relationship("-", self.organisation))
+        ownerless_text = _JSONTemplate.make(ownerless, [("person_id",)])
+        event_text = _JSONTemplate.make(envelope, [("id",), ("subjects", "person"), ("data",)])
+        event_type = proto.type
 
-        def event(event_id: str, person: Person) -> Event:
+        def event(event_id: str, person: _NewPerson) -> Event:
             # What make_event gives for this person (only the id comes from the batch).
             return attrs.evolve(
-                proto, id=event_id, subjects={"person": person.id}, data=_created_data(person)
+                proto, id=event_id, subjects={"person": person.id}, data=person.created_data()
             )
 
         outbox = _CreatedOutbox(self, uow, event) if self.notifiers else None
@@ -919,19 +1110,32 @@ class CRM:
             log: list[EventRecord] = []
             for event_id, p in chunk:
                 pid = p.id
-                records.append(Record("person", pid, 1, unstructure(p), pid))
+                records.append(Record("person", pid, 1, p.data, pid))
+                rel_data: Mapping[str, Any]
                 if p.owner_id:
-                    rel_data = unstructure(self._new_relationship(p))
+                    rel_data = unstructure(
+                        Relationship(pid, self.organisation, owner_ids=(p.owner_id,))
+                    )
+                elif ownerless_text is not None:
+                    rel_data = JSONText(ownerless_text.fill(_quote(pid)))
                 else:
                     rel_data = {**ownerless, "person_id": pid}
                 records.append(Record("relationship", pid, 1, rel_data, pid))
-                payload = {
-                    **envelope,
-                    "id": event_id,
-                    "subjects": {"person": pid},
-                    "data": _created_data(p),
-                }
-                log.append(EventRecord(event_id, proto.type, occurred_at, payload, pid))
+                payload: Mapping[str, Any]
+                if event_text is not None:
+                    payload = JSONText(
+                        event_text.fill(
+                            _quote(event_id), _quote(pid), encode_json(p.created_data())
+                        )
+                    )
+                else:
+                    payload = {
+                        **envelope,
+                        "id": event_id,
+                        "subjects": {"person": pid},
+                        "data": p.created_data(),
+                    }
+                log.append(EventRecord(event_id, event_type, occurred_at, payload, pid))
             insert_many(uow.tx, records)
             append_events(uow.tx, log)
             if outbox is not None:
@@ -942,7 +1146,6 @@ class CRM:
         uow.written_events = lambda: [
             event(event_id, p) for event_id, p in zip(event_ids, people, strict=True)
         ]
-        return people
 
     def _created_notice(
         self,
@@ -979,6 +1182,16 @@ class CRM:
         subject, body = first.payload["subject"], first.payload["body"]
         if subject != head + known[0].name + tail or not body.startswith(subject):
             return None
+        payload_text = _JSONTemplate.make(
+            first.payload,
+            [("id",), ("event_id",), ("recipient",), ("subject",), ("body",), ("data",)],
+        )
+        recipient_text = _JSONTemplate.make(first.recipient, [("id",), ("address",)])
+        if (
+            list(first.payload.get("data", ())) != ["name"]
+            or first.payload.get("recipient") != first.recipient
+        ):
+            payload_text = recipient_text = None
         return _CreatedNotice(
             head=head,
             tail=tail,
@@ -987,6 +1200,8 @@ class CRM:
             recipient=first.recipient,
             next_attempt_at=first.next_attempt_at,
             notifiers=tuple(self.notifiers),
+            payload_text=payload_text,
+            recipient_text=recipient_text,
         )
 
     def update_profile(

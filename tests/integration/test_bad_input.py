@@ -55,6 +55,7 @@ from relcrm._validators import non_empty
 from relcrm.crm import KINDS
 from relcrm.matching import RoleProfile
 from relcrm.model import normalise_tag
+from relcrm.storage._checks import encode_json
 
 RITA = Actor(ActorRole.RECRUITER, "rita")
 
@@ -616,12 +617,20 @@ def _role_case(w: World, hostile: Hostile) -> None:
 
 
 def _person_document(command: str) -> Case:
-    """``add_people`` and ``refer`` take person documents too (checked on the name)."""
+    """``add_people``, ``add_encoded_people`` (encoded as the importer encodes) and ``refer``
+    take person documents too (checked on the name)."""
 
     def add(w: World, doc: dict[str, Any]) -> Person:
         if command == "add_people":
             [person] = w.crm.add_people([doc], actor=RITA)
             return person
+        if command == "add_encoded_people":
+            made = relcrm.structure(doc, Person)
+            text = encode_json(relcrm.serialization.unstructure(made))
+            w.crm.add_encoded_people(
+                [(made.id, made.name, made.email, made.sources, text)], actor=RITA
+            )
+            return w.crm.get_person(made.id)
         referral = w.crm.refer(doc, referrer_id="per_bo", opening_id=w.other_opening, actor=RITA)
         return w.crm.get_person(referral.person_id)
 
@@ -640,6 +649,7 @@ CASES |= {
     ),
     "match.role[RoleProfile]": Case(_role_case, HOSTILE),
     "add_people.people[Person.name]": _person_document("add_people"),
+    "add_encoded_people.people[Person.name]": _person_document("add_encoded_people"),
     "refer.person[Person.name]": _person_document("refer"),
 }
 

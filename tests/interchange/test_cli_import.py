@@ -37,6 +37,21 @@ def test_import_people_into_a_new_database(tmp_path: Path) -> None:
     assert "imported 0, duplicates 3" in again.stdout
 
 
+def test_workers_option(tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "p.jsonl",
+        [{"basics": {"name": f"P{i}", "email": f"p{i}@x.org"}} for i in range(5)],
+    )
+    db = tmp_path / "pool.db"
+    result = run("import", str(src), "--db", str(db), "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert people(db) == 5
+    bad = run("import", str(src), "--db", str(db), "--workers", "some")
+    assert bad.exit_code == 2
+    assert "--workers" in bad.output
+    assert "'auto' or a whole number" in bad.output
+
+
 def test_reject_exits_1_and_lists_bad_lines(tmp_path: Path) -> None:
     bad = [{"basics": {"name": "Ok", "email": "ok@x.org"}}]
     bad += [{"basics": {}} for _ in range(25)]

@@ -14,6 +14,7 @@ from relcrm import ContactKind, RemotePolicy, Seniority
 from relcrm.interchange.jsonresume import (
     _check_person_document,
     _fast_person,
+    _fast_record,
     job_from_opening,
     opening_from_job,
     person_from_resume,
@@ -22,6 +23,8 @@ from relcrm.interchange.jsonresume import (
     structure_job,
     structure_resume,
 )
+from relcrm.serialization import unstructure
+from relcrm.storage._checks import encode_json
 
 from .conftest import FIXTURES, JSONRESUME, ONET_DEV, need
 
@@ -323,6 +326,13 @@ def _agrees(doc: Any) -> bool:
     assert got == expected
     if fast is not None:
         assert fast == expected
+    # the importer's direct encoding: taken exactly when the fast path is, and the same text
+    record = _fast_record(doc, "per_fixed", ("s",)) if type(doc) is dict else None
+    assert (record is None) == (fast is None)
+    if record is not None:
+        assert isinstance(expected, relcrm.Person)
+        assert record[:3] == (expected.id, expected.name, expected.email)
+        assert encode_json(record[3]) == encode_json(unstructure(expected))
     if isinstance(expected, str):
         with pytest.raises(relcrm.ValidationError) as refused:
             _check_person_document(doc)

@@ -49,10 +49,13 @@ from ..model import (
     Location,
     Opening,
     Person,
+    Preferences,
     RemotePolicy,
     Seniority,
+    normalise_skill,
 )
-from ..serialization import _describe, make_converter
+from ..serialization import _describe, make_converter, unstructure
+from ..storage._checks import encode_json
 
 __all__ = [
     "Award",
@@ -778,6 +781,37 @@ def _fast_check(document: dict[str, Any]) -> _Checked | None:
     return basics, email, works, schools, skills, profiles
 
 
+def _reach(
+    basics: dict[str, Any], email: str | None, profiles: list[dict[str, Any]]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], tuple[str, str, str] | None]:
+    """The contact points (value, kind), links (url, label) and place (city, region, country
+    code; ``None`` when all are blank) that a checked document's basics give a person."""
+    get = basics.get
+    contacts = []
+    if email is not None and email.strip():
+        contacts.append((email, "email"))
+    phone = get("phone")
+    if phone is not None and phone.strip():
+        contacts.append((phone, "phone"))
+    links = []
+    url = get("url")
+    if url is not None and url.strip():
+        links.append((url, WEBSITE_LABEL))
+    for profile in profiles:
+        url = profile.get("url")
+        if url is not None and url.strip():
+            links.append((url, profile.get("network") or ""))
+    place = None
+    found = get("location")
+    if found is not None:
+        city = found.get("city", "")
+        region = found.get("region", "")
+        country_code = found.get("countryCode", "")
+        if city or region or country_code:
+            place = (city, region, country_code)
+    return contacts, links, place
+
+
 def _fast_person(document: dict[str, Any], id: str | None, sources: Iterable[str]) -> Person | None:
     """What :func:`person_from_resume` gives for ``document``, or ``None`` if the fast path is
     not sure the converter would accept it (see the comment above)."""
@@ -787,28 +821,13 @@ def _fast_person(document: dict[str, Any], id: str | None, sources: Iterable[str
     basics, email, works, schools, skills, profiles = checked
     get = basics.get
     try:
-        contacts = []
-        if email is not None and email.strip():
-            contacts.append(ContactPoint(email, ContactKind.EMAIL))
-        phone = get("phone")
-        if phone is not None and phone.strip():
-            contacts.append(ContactPoint(phone, ContactKind.PHONE))
-        links = []
-        url = get("url")
-        if url is not None and url.strip():
-            links.append(Link(url, WEBSITE_LABEL))
-        for profile in profiles:
-            url = profile.get("url")
-            if url is not None and url.strip():
-                links.append(Link(url, profile.get("network") or ""))
+        contact_parts, link_parts, place = _reach(basics, email, profiles)
+        contacts = [ContactPoint(value, ContactKind(kind)) for value, kind in contact_parts]
+        links = [Link(url, label) for url, label in link_parts]
         location = None
-        place = get("location")
         if place is not None:
-            city = place.get("city", "")
-            region = place.get("region", "")
-            country_code = place.get("countryCode", "")
-            if city or region or country_code:
-                location = Location(city=city, region=region, country_code=country_code)
+            city, region, country_code = place
+            location = Location(city=city, region=region, country_code=country_code)
         if id is None and email is not None and email.strip():
             id = person_id_for_email(email)
         return Person(
@@ -845,6 +864,156 @@ def _fast_person(document: dict[str, Any], id: str | None, sources: Iterable[str
         )
     except Exception:
         return None
+
+
+#: A person as a bulk import writes it: id, name, email and the stored record.
+_PersonRecord = tuple[str, str, str | None, dict[str, Any]]
+
+
+def _fast_record(
+    document: dict[str, Any], id: str | None, sources: Iterable[str]
+) -> _PersonRecord | None:
+    """What :func:`person_from_resume` gives for ``document``, as the store keeps it: the id, the
+    name, the email and :func:`relcrm.serialization.unstructure` of the person, made from the
+    document directly (for bulk imports, which would only make the person to take it apart
+    again); ``None`` when :func:`_fast_person` would give ``None``. The record is made to be
+    encoded at once: parts of it are shared between records."""
+    preferences = _stored_preferences()
+    if preferences is None:
+        return None
+    return _make_record(document, id, sources, preferences)
+
+
+def _make_record(
+    document: dict[str, Any], id: str | None, sources: Iterable[str], preferences: dict[str, Any]
+) -> _PersonRecord | None:
+    checked = _fast_check(document)
+    if checked is None:
+        return None
+    basics, email, works, schools, skills, profiles = checked
+    get = basics.get
+    contact_parts, link_parts, place = _reach(basics, email, profiles)
+    if email is not None and email.strip():
+        if id is None:
+            id = person_id_for_email(email)
+    else:
+        email = None
+    contacts = [{"value": value, "kind": kind} for value, kind in contact_parts]
+    links = [{"url": url, "label": label} for url, label in link_parts]
+    location = None
+    if place is not None:
+        city, region, country_code = place
+        location = {"city": city, "region": region, "country_code": country_code}
+    if id is None:
+        id = new_id("per")
+    name = basics["name"]
+    record = {
+        "id": id,
+        "name": name,
+        "contacts": contacts,
+        "location": location,
+        "headline": get("label", ""),
+        "summary": get("summary", ""),
+        "skills": _normalised_skills(skills),
+        "experience": [
+            {
+                "title": work.get("position", ""),
+                "organisation": work.get("name", ""),
+                "start": _iso(start),
+                "end": _iso(end),
+                "summary": work.get("summary", ""),
+                "highlights": list(highlights),
+            }
+            for work, start, end, highlights in works
+        ],
+        "education": [
+            {
+                "institution": school.get("institution", ""),
+                "area": school.get("area", ""),
+                "study_type": school.get("studyType", ""),
+                "start": _iso(start),
+                "end": _iso(end),
+            }
+            for school, start, end in schools
+        ],
+        "links": links,
+        "preferences": preferences,
+        "sources": list(dict.fromkeys(sources)),
+        "tags": [],
+        "owner_id": None,
+        "created_at": None,
+    }
+    return id, name, email, record
+
+
+def _normalised_skills(skills: list[str]) -> list[str]:
+    """What :class:`Person` makes of ``skills`` (normalised, blanks and repeats left out), with
+    the normalised form of each skill text remembered (bulk imports see the same ones again and
+    again)."""
+    seen = _SKILL_FORMS
+    out: dict[str, None] = {}
+    for skill in skills:
+        form = seen.get(skill)
+        if form is None:
+            form = normalise_skill(skill)
+            if len(seen) < _SKILL_FORMS_MAX:
+                seen[skill] = form
+        if form:
+            out[form] = None
+    return list(out)
+
+
+#: Normalised skills by their text (a bounded cache).
+_SKILL_FORMS: dict[str, str] = {}
+_SKILL_FORMS_MAX = 50_000
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
+
+
+#: Documents :func:`_stored_preferences` tries :func:`_fast_record` on: every kept field, and
+#: the least a person needs.
+_RECORD_SAMPLES: tuple[dict[str, Any], ...] = (
+    {
+        "basics": {
+            "name": "Ann Example",
+            "label": "Nurse",
+            "email": "ann@example.org",
+            "phone": "+44 1",
+            "url": "https://ann.example.org",
+            "summary": "Cares.",
+            "location": {"city": "Leeds", "region": "Yorkshire", "countryCode": "GB"},
+            "profiles": [{"network": "Mastodon", "url": "https://m.example/@ann"}, {"url": "x"}],
+        },
+        "work": [
+            {"name": "NHS", "position": "Nurse", "startDate": "2019-04", "highlights": ["a"]},
+            {"name": "Old", "summary": "s", "startDate": "2010", "endDate": "2019-03-31"},
+        ],
+        "education": [{"institution": "Leeds", "area": "Nursing", "studyType": "BSc"}],
+        "skills": [{"name": " Triage ", "keywords": ["IV  lines", "triage"]}],
+    },
+    {"basics": {"name": "Bo", "location": {}}},
+)
+
+
+@cache
+def _stored_preferences() -> dict[str, Any] | None:
+    """The stored form of the default preferences, or ``None`` (which turns :func:`_fast_record`
+    off) if :func:`_fast_record` does not encode exactly as ``unstructure`` of the person made by
+    :func:`_fast_person` does on the samples (checked once)."""
+    preferences: dict[str, Any] = unstructure(Preferences())
+    sources = ("a", "b", "a")
+    for document in _RECORD_SAMPLES:
+        person = _fast_person(document, None, sources)
+        if person is None:
+            return None
+        made = _make_record(document, person.id, sources, preferences)
+        if made is None or made[:3] != (person.id, person.name, person.email):
+            return None
+        if encode_json(made[3]) != encode_json(unstructure(person)):
+            return None
+    return preferences
 
 
 def _check_person_document(document: Any) -> None:

@@ -6,8 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..exceptions import StorageError
+from .base import JSONText
 
-__all__ = ["OUTBOX_STATUSES", "check_limit", "check_status", "dump_mapping"]
+__all__ = ["OUTBOX_STATUSES", "check_limit", "check_status", "dump_mapping", "encode_json"]
 
 OUTBOX_STATUSES = frozenset({"pending", "delivered", "dead"})
 
@@ -52,11 +53,22 @@ def _make_encoder() -> Callable[[Any], str]:
 
 
 _dumps = _make_encoder()
+#: Compact JSON text of a JSON-compatible value, exactly as :func:`dump_mapping` writes it.
+encode_json = _dumps
 
 
 def dump_mapping(what: str, value: Mapping[str, Any]) -> str:
     """Encode ``value`` as compact JSON text (strings verbatim), refusing what no database could
-    store: non-mappings, ``NaN``, non-JSON objects, cycles and lone surrogates."""
+    store: non-mappings, ``NaN``, non-JSON objects, cycles and lone surrogates. The text of a
+    :class:`~relcrm.storage.base.JSONText` is taken as it is (checked for lone surrogates only)."""
+    if type(value) is JSONText:
+        text = value.text
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise StorageError(f"{what} is not JSON-compatible: {exc}") from exc
+        return text
     if not isinstance(value, Mapping):
         raise StorageError(f"{what} must be a mapping, not {type(value).__name__}")
     try:

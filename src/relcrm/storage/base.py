@@ -16,6 +16,7 @@ suite that says what "behaves" means.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -26,6 +27,7 @@ __all__ = [
     "BulkStore",
     "BulkTransaction",
     "EventRecord",
+    "JSONText",
     "OutboxRecord",
     "OutboxStatus",
     "Record",
@@ -40,6 +42,48 @@ __all__ = [
 
 JSONMapping = Mapping[str, Any]
 OutboxStatus = Literal["pending", "delivered", "dead"]
+
+
+class JSONText(Mapping[str, Any]):
+    """A JSON object held as its compact text, for bulk writes that encode many similar mappings
+    from templates instead of one by one.
+
+    It is a read-only mapping like any other (its text is decoded on first use). Only
+    transactions that declare ``takes_json_text = True`` are given it (the built-in backends,
+    which store ``text`` as it is, without encoding the mapping again); the module-level bulk
+    functions below hand any other backend plain dicts. ``text`` must be what those backends
+    would write for the mapping: compact separators (``,`` and ``:``), non-ASCII characters
+    verbatim, no ``NaN``. The built-in backends return it as the payload of
+    :meth:`BulkTransaction.append_events` too, so that reading the events back costs nothing
+    until something looks at them.
+    """
+
+    __slots__ = ("_value", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._value: dict[str, Any] | None = None
+
+    def _decoded(self) -> dict[str, Any]:
+        value = self._value
+        if value is None:
+            decoded = json.loads(self.text)
+            if not isinstance(decoded, dict):
+                raise TypeError(f"JSONText must hold a JSON object, not {self.text[:40]!r}")
+            value = self._value = decoded
+        return value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._decoded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __repr__(self) -> str:
+        return f"JSONText({self.text!r})"
 
 
 @attrs.frozen
@@ -201,8 +245,25 @@ class BulkStore(Protocol):
         """The committed ids among ``ids`` for records of ``kind``."""
 
 
+def _takes_json_text(tx: Transaction) -> bool:
+    return getattr(type(tx), "takes_json_text", False) is True
+
+
+def _plain(value: JSONMapping) -> JSONMapping:
+    return dict(value) if type(value) is JSONText else value
+
+
 def insert_many(tx: Transaction, records: Sequence[Record]) -> None:
-    """Insert new records through the backend's bulk path, or one :meth:`~Transaction.put` each."""
+    """Insert new records through the backend's bulk path, or one :meth:`~Transaction.put` each.
+
+    A transaction whose class sets ``takes_json_text = True`` (the built-in backends do) is given
+    :class:`JSONText` data as it is; any other gets it as plain dicts, which is what every
+    backend could always expect (as :func:`append_events` and :func:`add_outbox_many` do)."""
+    if not _takes_json_text(tx):
+        records = [
+            attrs.evolve(rec, data=_plain(rec.data)) if type(rec.data) is JSONText else rec
+            for rec in records
+        ]
     if isinstance(tx, BulkTransaction):
         tx.insert_many(records)
         return
@@ -223,6 +284,11 @@ def insert_many(tx: Transaction, records: Sequence[Record]) -> None:
 
 def append_events(tx: Transaction, events: Sequence[EventRecord]) -> list[EventRecord]:
     """Append events through the backend's bulk path, or one at a time."""
+    if not _takes_json_text(tx):
+        events = [
+            attrs.evolve(e, payload=_plain(e.payload)) if type(e.payload) is JSONText else e
+            for e in events
+        ]
     if isinstance(tx, BulkTransaction):
         return tx.append_events(events)
     return [tx.append_event(e) for e in events]
@@ -230,6 +296,13 @@ def append_events(tx: Transaction, events: Sequence[EventRecord]) -> list[EventR
 
 def add_outbox_many(tx: Transaction, rows: Sequence[OutboxRecord]) -> None:
     """Queue notifications through the backend's bulk path, or one at a time."""
+    if not _takes_json_text(tx):
+        rows = [
+            attrs.evolve(row, recipient=_plain(row.recipient), payload=_plain(row.payload))
+            if type(row.recipient) is JSONText or type(row.payload) is JSONText
+            else row
+            for row in rows
+        ]
     if isinstance(tx, BulkTransaction):
         tx.add_outbox_many(rows)
         return

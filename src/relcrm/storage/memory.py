@@ -32,7 +32,7 @@ from relcrm.exceptions import (
     StorageError,
 )
 from relcrm.storage._checks import check_limit, check_status, dump_mapping
-from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
+from relcrm.storage.base import EventRecord, JSONText, OutboxRecord, OutboxStatus, Record
 
 __all__ = ["MemoryStore"]
 
@@ -328,6 +328,10 @@ class MemoryStore:
 class _MemoryTransaction:
     """The writes of one :meth:`MemoryStore.transaction`, staged until it commits."""
 
+    #: Stores the text of :class:`~relcrm.storage.base.JSONText` data as it is (see
+    #: :func:`relcrm.storage.base.insert_many`).
+    takes_json_text = True
+
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._finished = False
@@ -529,7 +533,17 @@ class _MemoryTransaction:
             )
         self._events.extend(staged)
         self._event_positions.update(positions)
-        return [stored.to_event() for stored in staged]
+        return [
+            EventRecord(
+                id=e.id,
+                type=e.type,
+                occurred_at=e.occurred_at,
+                payload=JSONText(e.payload),
+                person_id=e.person_id,
+                seq=e.seq,
+            )
+            for e in staged
+        ]
 
     def add_outbox_many(self, rows: Sequence[OutboxRecord]) -> None:
         """Queue many notifications; an id already queued or given twice raises

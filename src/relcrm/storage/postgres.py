@@ -106,7 +106,7 @@ from relcrm.storage._migrations import (
     require_current,
     upgrade,
 )
-from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
+from relcrm.storage.base import EventRecord, JSONText, OutboxRecord, OutboxStatus, Record
 
 __all__ = [
     "MIGRATIONS",
@@ -1066,6 +1066,10 @@ class _SchemaMigrator(PostgresStore):
 class _PostgresTransaction:
     """One ``BEGIN`` ... ``COMMIT`` on a pooled connection."""
 
+    #: Stores the text of :class:`~relcrm.storage.base.JSONText` data as it is (see
+    #: :func:`relcrm.storage.base.insert_many`).
+    takes_json_text = True
+
     def __init__(self, store: PostgresStore, connection: _Connection) -> None:
         self._store = store
         self._sql = store._sql
@@ -1310,7 +1314,7 @@ class _PostgresTransaction:
                 id=event.id,
                 type=event.type,
                 occurred_at=event.occurred_at,
-                payload=json.loads(payload),
+                payload=JSONText(payload),
                 person_id=event.person_id,
                 seq=int(seqs[id]),
             )

@@ -67,7 +67,7 @@ from relcrm.storage._migrations import (
     require_current,
     upgrade,
 )
-from relcrm.storage.base import EventRecord, OutboxRecord, OutboxStatus, Record
+from relcrm.storage.base import EventRecord, JSONText, OutboxRecord, OutboxStatus, Record
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "MigrationReport", "SQLiteStore", "migrate"]
 
@@ -306,6 +306,70 @@ class _SQLiteSchema:
                 )
 
 
+class _Checkpointer:
+    """Checkpoints a database's WAL in a background thread, on its own connection, when asked.
+
+    Connections that write in bulk hand their checkpoints to it (their automatic checkpoint is
+    turned off), so that copying a batch's pages into the database file and syncing it overlaps
+    with whatever the writer does before its next transaction (an import reading and encoding
+    the next batch) instead of lengthening every commit; the next transaction waits for it. A
+    checkpoint is ``PASSIVE``: it copies what it can without waiting for, or blocking, any reader
+    or writer; one that cannot finish (or fails) is simply done again on the next request.
+    Checkpoints are always safe in SQLite: a crash at any moment leaves the database and its WAL
+    consistent.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._wake = threading.Event()
+        self._idle = threading.Event()  # set while no checkpoint is asked for or running
+        self._idle.set()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"relcrm-sqlite-checkpoint {path}", daemon=True
+        )
+        self._thread.start()
+
+    def request(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def wait(self) -> None:
+        """Wait until the checkpoint asked for last is done. A bulk writer waits before it
+        begins its next transaction, so that the WAL, copied entirely, starts over instead of
+        growing for as long as the import lasts (SQLite restarts it only then)."""
+        while not self._idle.wait(0.1):
+            if not self._thread.is_alive():  # it could not open the database: nothing to wait for
+                return
+
+    def _run(self) -> None:
+        try:
+            connection = sqlite3.connect(
+                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error:
+            return
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                if not self._wake.is_set():
+                    self._idle.set()
+        finally:
+            self._idle.set()
+            connection.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+
 class SQLiteStore:
     """A :class:`~relcrm.storage.Store` on one SQLite file (see the module docs).
 
@@ -319,7 +383,8 @@ class SQLiteStore:
         self.path, self.timeout, self.migrate_on_open = _parse_url(url)
         self._lock = threading.RLock()  # guards _connections, _closed and _pid
         self._connections: dict[int, sqlite3.Connection] = {}
-        self._bulk_connections: set[int] = set()  # ids of connections given a bulk page cache
+        self._bulk_connections: set[int] = set()  # ids of connections set up for bulk writes
+        self._checkpointer: _Checkpointer | None = None  # checkpoints for the bulk connections
         self._local = threading.local()
         self._pid = os.getpid()
         self._closed = False
@@ -359,6 +424,7 @@ class SQLiteStore:
             if self._pid != os.getpid():
                 self._connections = {}
                 self._bulk_connections = set()
+                self._checkpointer = None  # its thread is the parent's
                 self._local = threading.local()
                 self._pid = os.getpid()
 
@@ -465,11 +531,16 @@ class SQLiteStore:
         upgrade(database, MIGRATIONS)
 
     def _grow_cache(self, connection: sqlite3.Connection) -> None:
-        """Give ``connection`` the page cache of a bulk writer (once)."""
+        """Set ``connection`` up as a bulk writer (once): a bigger page cache, and its checkpoints
+        done by the store's :class:`_Checkpointer` after each of its commits."""
         if id(connection) not in self._bulk_connections:
-            self._bulk_connections.add(id(connection))
-            with self._errors("set the page cache size"):
+            with self._lock:
+                if self._checkpointer is None and not self._closed:
+                    self._checkpointer = _Checkpointer(self.path, self.timeout)
+            with self._errors("set the connection up for bulk writes"):
                 connection.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
+            self._bulk_connections.add(id(connection))
 
     def pragmas(self) -> dict[str, Any]:
         """The settings of this thread's connection as SQLite reports them (for diagnostics):
@@ -494,6 +565,10 @@ class SQLiteStore:
                 "do all the work in the outer transaction"
             )
         connection = self._connection(state)
+        if id(connection) in self._bulk_connections:
+            checkpointer = self._checkpointer
+            if checkpointer is not None:
+                checkpointer.wait()
         with self._errors("begin a transaction"):
             connection.execute("BEGIN IMMEDIATE")
         state.in_transaction = True
@@ -512,6 +587,10 @@ class SQLiteStore:
                 except sqlite3.Error:
                     self._rollback(connection, None)
                     raise
+            if id(connection) in self._bulk_connections:
+                checkpointer = self._checkpointer
+                if checkpointer is not None:
+                    checkpointer.request()
         finally:
             state.in_transaction = False
 
@@ -694,6 +773,9 @@ class SQLiteStore:
             connections = list(self._connections.values())
             self._connections.clear()
             self._bulk_connections.clear()
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None and self._pid == os.getpid():
+            checkpointer.stop()
         for connection in connections:
             with contextlib.suppress(sqlite3.Error):  # closing is best effort
                 connection.close()
@@ -734,6 +816,10 @@ class _SchemaMigrator(SQLiteStore):
 
 class _SQLiteTransaction:
     """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the thread's connection."""
+
+    #: Stores the text of :class:`~relcrm.storage.base.JSONText` data as it is (see
+    #: :func:`relcrm.storage.base.insert_many`).
+    takes_json_text = True
 
     def __init__(self, store: SQLiteStore, connection: sqlite3.Connection) -> None:
         self._store = store
@@ -967,7 +1053,7 @@ class _SQLiteTransaction:
                 id=id,
                 type=type,
                 occurred_at=occurred_at,
-                payload=json.loads(payload),
+                payload=JSONText(payload),
                 person_id=person_id,
                 seq=seq,
             )
