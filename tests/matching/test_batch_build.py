@@ -116,8 +116,12 @@ def _ranking(e: MatchEngine, role: RoleProfile) -> list[tuple[str, float]]:
     return [(m.person_id, m.score) for m in e.match(role, limit=50, now=NOW).matches]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_batch_build_equals_one_profile_at_a_time(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "batch_size"), [(1, None), (2, 64), (3, 7)])
+def test_batch_build_equals_one_profile_at_a_time(
+    seed: int, batch_size: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if batch_size is not None:  # many batches: the chunk table and scanner grow between them
+        monkeypatch.setattr("relcrm.matching._engine._BATCH", batch_size)
     people = _people(seed, 300)
     one = MatchEngine()
     one.index([CandidateProfile.from_person(p, c, today=TODAY) for p, c in people])
@@ -237,3 +241,42 @@ def test_scanner_on_known_phrases() -> None:
     assert "apply health and safety standards" in aliases
     assert positions == sorted(positions)
     assert scanner.scan([]) == ([], [])
+
+
+@given(
+    st.lists(st.integers(0, 2**40), max_size=300),
+    st.lists(st.integers(-5, 2**40), max_size=300),
+)
+@settings(max_examples=60, deadline=None)
+def test_scanner_int_map_finds_what_a_dict_finds(keys: list[int], probes: list[int]) -> None:
+    import numpy as np
+
+    from relcrm.matching.taxonomy import _IntMap
+
+    values = list(range(len(keys)))
+    table = _IntMap(np, keys, values)
+    expected: dict[int, int] = {}
+    for k, v in zip(keys, values, strict=True):
+        expected.setdefault(k, v)  # the first of equal keys wins
+    wanted = np.asarray(probes + keys, dtype=np.int64)
+    valid = wanted >= 0
+    got = table.get(wanted, valid).tolist()
+    assert got == [expected.get(w, -1) if w >= 0 else -1 for w in wanted.tolist()]
+
+
+def test_scanner_int_map_survives_keys_that_share_a_slot() -> None:
+    import numpy as np
+
+    from relcrm.matching.taxonomy import _IntMap
+
+    table = _IntMap(np, [], [])
+    assert table.get(np.asarray([1, 2], dtype=np.int64), np.ones(2, bool)).tolist() == [-1, -1]
+    # keys that hash to one slot must probe past each other
+    small = _IntMap(np, list(range(7)), list(range(7)))
+    slots = small._slots(np.arange(5000, dtype=np.int64)).tolist()
+    keys = [k for k in range(5000) if slots[k] == slots[0]][:7]
+    table = _IntMap(np, keys, [10 + i for i in range(7)])
+    assert len(set(table._slots(np.asarray(keys, dtype=np.int64)).tolist())) == 1
+    absent = next(k for k in range(5000) if slots[k] == slots[0] and k not in keys)
+    wanted = np.asarray([*keys, absent], dtype=np.int64)
+    assert table.get(wanted, np.ones(len(wanted), bool)).tolist() == [*range(10, 17), -1]

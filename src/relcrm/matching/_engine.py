@@ -1257,7 +1257,7 @@ _COLUMNS = (
     "segment",
 )
 #: People profiled together by :meth:`MatchEngine.index`.
-_BATCH = 1024
+_BATCH = 4096
 _NO_CONTEXT = CandidateContext()
 
 

@@ -56,9 +56,11 @@ class _Segment:
         small = len(doc_terms) and int(doc_terms.max()) < 2**16 and int(doc_terms.min()) >= 0
         keys = doc_terms.astype(np.uint16) if small else doc_terms
         order = np.argsort(keys, kind="stable")
-        sorted_terms = doc_terms[order]
-        self.terms, starts = np.unique(sorted_terms, return_index=True)
-        self.t_indptr = np.append(starts, len(sorted_terms)).astype(np.int32)
+        # the postings of each term are a run of ``order``: count them instead of searching
+        counts = np.bincount(doc_terms) if len(doc_terms) else np.zeros(0, np.int64)
+        self.terms = np.flatnonzero(counts).astype(doc_terms.dtype)
+        self.t_indptr = np.zeros(len(self.terms) + 1, dtype=np.int32)
+        np.cumsum(counts[self.terms], out=self.t_indptr[1:])
         self.t_rows = owner[order].astype(np.int32)
         # half precision: the postings side only feeds first-stage estimates and dense scores
         # of small indexes; exact scoring reads the rows' own (single precision) frequencies

@@ -429,13 +429,8 @@ class Scanner:
         self._alias_list = list(alias_of)
         self._prefix_ids = prefix_ids
 
-        def table(keys: list[int], values: list[int]) -> tuple[Any, Any]:
-            k = np.asarray(keys, dtype=np.int64)
-            order = np.argsort(k, kind="stable")
-            return k[order], np.asarray(values, dtype=np.int32)[order]
-
-        self._grow = table(grow_keys, grow_values)
-        self._alias = table(alias_keys, alias_values)
+        self._grow = _IntMap(np, grow_keys, grow_values)
+        self._alias = _IntMap(np, alias_keys, alias_values)
         self._alias_of = alias_of
         # Per token id (as written): its lower-case word, its singular head (word ids, -1 when
         # in no alias), the prefix a run starting at it is (-1: none), and the one-word alias it
@@ -445,7 +440,8 @@ class Scanner:
         self._head = [-1]
         self._start = [-1]
         self._single = [-1]
-        self._arrays: tuple[Any, Any, Any, Any] | None = None
+        self._table = np.empty((4, 1024), dtype=np.int64)  # the lists as arrays, see scan
+        self._table_size = 0
         # "" is no chunk of a text (``str.split`` never yields it): it stands for the separator
         self._chunks: dict[str, tuple[int, ...]] = {"": (self.SEPARATOR,)}
         self._lock = threading.Lock()
@@ -464,7 +460,6 @@ class Scanner:
         self._single.append(-1 if pair is None else alias_of.setdefault(pair, len(alias_of)))
         if len(self._alias_of) > len(self._alias_list):
             self._alias_list = list(self._alias_of)
-        self._arrays = None
         return tid
 
     def chunk_ids(self, chunk: str) -> tuple[int, ...]:
@@ -478,25 +473,33 @@ class Scanner:
                     self._chunks[chunk] = found
         return found
 
+    def _token_table(self) -> Any:
+        """The per-token lists as one int64 array (one row per list), converting only the
+        tokens added since the last call: the lists grow by a few tokens per batch of texts."""
+        np = self._np
+        with self._lock:
+            table, done, size = self._table, self._table_size, len(self._low)
+            if done < size:
+                if table.shape[1] < size:
+                    grown = np.empty((4, max(size, 2 * table.shape[1])), dtype=np.int64)
+                    grown[:, :done] = table[:, :done]
+                    table = self._table = grown
+                for row, values in enumerate((self._low, self._head, self._start, self._single)):
+                    table[row, done:size] = values[done:size]
+                self._table_size = size
+        return table[:, :size]
+
     def scan(self, ids: Any) -> tuple[list[int], list[tuple[str, str]]]:
         """Mentions in a stream of token ids (texts separated by :attr:`SEPARATOR`): the position
         of each mention's first token and its ``(skill id, alias)``, in order, as
         :meth:`SkillTaxonomy.mentions_in_tokens` finds them in each text."""
         np = self._np
-        arrays = self._arrays
-        if arrays is None:
-            with self._lock:
-                arrays = self._arrays = tuple(
-                    np.asarray(a, dtype=np.int64)
-                    for a in (self._low, self._head, self._start, self._single)
-                )
-        low_of, head_of, start_of, single_of = arrays
+        low_of, head_of, start_of, single_of = self._token_table()
         ids = np.asarray(ids, dtype=np.int64)
         n = len(ids)
         best = single_of[ids]
         size = (best >= 0).astype(np.int32)
-        grow_keys, grow_values = self._grow
-        alias_keys, alias_values = self._alias
+        grow, alias = self._grow, self._alias
         width = self._width
         at = np.flatnonzero(start_of[ids] >= 0)
         prefix = start_of[ids[at]]
@@ -509,12 +512,12 @@ class Scanner:
                 break
             heads = head_of[ids[nxt]]
             ok = heads >= 0
-            hit = _lookup(np, alias_keys, alias_values, prefix * width + heads, ok)
+            hit = alias.get(prefix * width + heads, ok)
             found = hit >= 0
             best[at[found]] = hit[found]
             size[at[found]] = step + 1
             lows = low_of[ids[nxt]]
-            longer = _lookup(np, grow_keys, grow_values, prefix * width + lows, lows >= 0)
+            longer = grow.get(prefix * width + lows, lows >= 0)
             keep = longer >= 0
             at, prefix = at[keep], longer[keep].astype(np.int64)
             step += 1
@@ -533,16 +536,56 @@ class Scanner:
         return positions, found_aliases
 
 
-def _lookup(np: Any, keys: Any, values: Any, wanted: Any, valid: Any) -> Any:
-    """``values`` at ``wanted`` in the sorted ``keys`` (-1 where absent or not ``valid``)."""
-    out = np.full(len(wanted), -1, dtype=np.int64)
-    if not len(keys) or not len(wanted):
+class _IntMap:
+    """A read-only map of non-negative int64 keys to int values, looked up for many keys at
+    once: an open-addressing hash table (linear probing, at most half full), so a lookup costs
+    a probe or two per key instead of a binary search. The first of equal keys wins."""
+
+    _MULTIPLIER = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads nearby keys apart
+
+    def __init__(self, np: Any, keys: Sequence[int], values: Sequence[int]) -> None:
+        self._np = np
+        bits = max(4, (2 * len(keys)).bit_length())
+        self._shift = np.uint64(64 - bits)
+        self._mask = (1 << bits) - 1
+        self._keys = np.full(1 << bits, -1, dtype=np.int64)
+        self._values = np.zeros(1 << bits, dtype=np.int64)
+        key_array = np.asarray(keys, dtype=np.int64)
+        value_array = np.asarray(values, dtype=np.int64)
+        pending = np.arange(len(key_array))
+        slot = self._slots(key_array)
+        while len(pending):
+            at = slot[pending]
+            free = self._keys[at] == -1
+            taken, first = np.unique(at[free], return_index=True)  # first claim of a slot wins
+            winners = pending[free][first]
+            self._keys[taken] = key_array[winners]
+            self._values[taken] = value_array[winners]
+            placed = np.zeros(len(key_array), dtype=bool)
+            placed[winners] = True
+            pending = pending[~placed[pending]]
+            slot[pending] = (slot[pending] + 1) & self._mask
+
+    def _slots(self, keys: Any) -> Any:
+        np = self._np
+        hashed = keys.astype(np.uint64) * np.uint64(self._MULTIPLIER)
+        return (hashed >> self._shift).astype(np.int64)
+
+    def get(self, wanted: Any, valid: Any) -> Any:
+        """The values at ``wanted`` (-1 where absent or not ``valid``)."""
+        np = self._np
+        out = np.full(len(wanted), -1, dtype=np.int64)
+        todo = np.flatnonzero(valid)
+        keys = wanted[todo]
+        slot = self._slots(keys)
+        table_keys, mask = self._keys, self._mask
+        while len(todo):
+            found = table_keys[slot]
+            hit = found == keys
+            out[todo[hit]] = self._values[slot[hit]]
+            more = ~hit & (found != -1)
+            todo, keys, slot = todo[more], keys[more], (slot[more] + 1) & mask
         return out
-    pos = np.searchsorted(keys, wanted)
-    pos[pos >= len(keys)] = 0
-    hit = valid & (keys[pos] == wanted)
-    out[hit] = values[pos[hit]]
-    return out
 
 
 def _proper_prefixes(key: str) -> list[str]:
