@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -260,6 +261,8 @@ class MatchEngine:
         finally:
             if was_enabled:
                 gc.enable()
+        self._chunks = None  # only batch builds read it
+        _return_freed_memory()
 
     def _add_people(
         self, batch: list[tuple[Person, CandidateContext]], today: date, seen: set[str]
@@ -1182,6 +1185,22 @@ class MatchEngine:
         return MatchResults(
             matches=tuple(results[:limit]), filtered=filtered, considered=len(order)
         )
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap memory a build freed back to the operating system where the C library
+    can (glibc's ``malloc_trim``): a build frees many temporaries between the arrays it keeps,
+    and glibc would otherwise keep those pages, counted in the process's resident size."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
 
 
 def _batch_skills(
