@@ -23,6 +23,7 @@ from .model import (
     Relationship,
     RelationshipStage,
 )
+from .serialization import structure_stored
 
 if TYPE_CHECKING:
     from .crm import CRM
@@ -129,13 +130,15 @@ class TalentIndex:
         by_person: dict[str, list[Candidacy]] = defaultdict(list)
         for c in crm.candidacies():
             by_person[c.person_id].append(c)
+        # records read back from the store were checked when written: the faster converter
+        decode = structure_stored
         consents: dict[str, list[ConsentRecord]] = defaultdict(list)
         for rec in crm.store.iter_records("consent"):
-            record = crm._decode(rec.data, ConsentRecord)
+            record = decode(rec.data, ConsentRecord)
             consents[record.person_id].append(record)
         jobs: dict[str, list[EmploymentEpisode]] = defaultdict(list)
         for rec in crm.store.iter_records("employment"):
-            job = crm._decode(rec.data, EmploymentEpisode)
+            job = decode(rec.data, EmploymentEpisode)
             jobs[job.person_id].append(job)
         # People and their relationships are streamed side by side (both come in id order, and
         # a relationship's id is its person's): a big pool is never all in memory at once.
@@ -144,9 +147,9 @@ class TalentIndex:
 
         def people() -> Iterable[tuple[Person, "CandidateContext"]]:
             for rec in crm.store.iter_records("person"):
-                person = crm._decode(rec.data, Person)
+                person = decode(rec.data, Person)
                 found = relationship_of(rec.id)
-                relationship = crm._decode(found.data, Relationship) if found else None
+                relationship = decode(found.data, Relationship) if found else None
                 context = self._context(
                     person,
                     relationship,

@@ -229,6 +229,46 @@ def _converter() -> "JsonConverter":
     return make_converter()
 
 
+def make_stored_converter() -> "JsonConverter":
+    """A converter for data relcrm wrote itself (records read back from a store): it builds
+    the same objects as :func:`make_converter` from such data, without the checks that give
+    bad input its error messages, which makes reading many records faster. Unknown keys are
+    still refused."""
+    from cattrs.preconf.json import make_converter as make_json_converter
+
+    converter = make_json_converter(forbid_extra_keys=True, detailed_validation=False)
+    converter.register_structure_hook(str, lambda value, _: value)
+    converter.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
+    converter.register_structure_hook(date, lambda value, _: date.fromisoformat(value))
+    for base in (enum.StrEnum, enum.Enum):
+        converter.register_structure_hook(base, lambda value, enum_type: enum_type(value))
+
+    def tuple_factory(t: Any) -> Callable[[Any, Any], Any]:
+        item_type = typing.get_args(t)[0]
+        if item_type is str:
+            return lambda value, _: tuple(value)
+        item_hook = converter.get_structure_hook(item_type)
+        return lambda value, _: tuple([item_hook(item, item_type) for item in value])
+
+    converter.register_structure_hook_factory(_is_homogeneous_tuple, tuple_factory)
+    return converter
+
+
+@cache
+def _stored_converter() -> "JsonConverter":
+    return make_stored_converter()
+
+
+def structure_stored(data: Any, cl: type[T]) -> T:
+    """:func:`structure` for data relcrm wrote itself, faster (see
+    :func:`make_stored_converter`); data that does not fit is handed to :func:`structure`, so
+    a problem raises the same :class:`relcrm.ValidationError`."""
+    try:
+        return _stored_converter().structure(data, cl)
+    except Exception:
+        return structure(data, cl)
+
+
 def _type_name(cl: Any) -> str:
     return getattr(cl, "__name__", None) or str(cl)
 
