@@ -21,6 +21,10 @@ Peers run one after another and are freed before the next: bm25s, tantivy, sciki
 A peer that is not installed is skipped and reported as such. The script ends by printing one JSON
 line: ``p50_ms``, ``p95_ms``, ``build_s``, ``rss_mb`` (relcrm's) and ``peers``.
 
+relcrm's first stage reads at most ``MatchEngine.budget`` postings per query (``--budget N`` or
+``none`` to change it); ``relcrm_detail.agreement_at_20`` says what share of each top 20 an
+unbounded first stage also returns, measured on the same engine.
+
 numpy on some processors here runs with ``OPENBLAS_CORETYPE`` set; unset it (and
 ``OPENBLAS_L2_SIZE``) for the run to measure a current numpy at its usual speed; the header line
 says which BLAS kernel ran.
@@ -312,7 +316,9 @@ def relcrm_api() -> str:
     )
 
 
-def build_relcrm(tax: Taxonomy, n: int, seed: int) -> tuple[Any, dict[str, Any]]:
+def build_relcrm(
+    tax: Taxonomy, n: int, seed: int, options: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
     from relcrm.matching import MatchEngine
 
     spent = {"generate": 0.0}
@@ -330,7 +336,7 @@ def build_relcrm(tax: Taxonomy, n: int, seed: int) -> tuple[Any, dict[str, Any]]
             spent["generate"] += clock() - t0
             yield pair
 
-    engine = MatchEngine()
+    engine = MatchEngine(**(options or {}))
     t0 = time.perf_counter()
     engine.index(stream(), today=TODAY)
     # The engine may defer work to the first query (buffered segments): count it in the build.
@@ -515,6 +521,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--purpose", default="recruiting", help="consent purpose filtered on")
     parser.add_argument("--rank-bm25-subset", type=int, default=100_000)
     parser.add_argument(
+        "--budget",
+        help="MatchEngine(budget=N): postings the first stage reads ('none': all of them; "
+        "default: the engine's default)",
+    )
+    parser.add_argument(
         "--no-relcrm", action="store_true", help="measure the peers only (relcrm figures null)"
     )
     parser.add_argument(
@@ -525,6 +536,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     unknown = sorted(set(peers) - set(ALL_PEERS))
     if unknown:
         parser.error(f"unknown peers: {', '.join(unknown)}")
+    options: dict[str, Any] = {}
+    if args.budget is not None:
+        if args.budget != "none" and not args.budget.isdigit():
+            parser.error("--budget takes a number of postings or 'none'")
+        options["budget"] = None if args.budget == "none" else int(args.budget)
 
     blas_env = {
         k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ
@@ -547,7 +563,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         roles = [_role(o) for o in openings]
         rel = measure(
             "relcrm",
-            lambda: build_relcrm(tax, args.profiles, args.seed),
+            lambda: build_relcrm(tax, args.profiles, args.seed, options),
             lambda engine, role: query_relcrm(engine, role, args.purpose),
             roles,
             budget_s=1e9,
