@@ -457,7 +457,7 @@ class MatchEngine:
         self._grow_live(row + 1)
         self._live[row] = True
         self._text.add(row, dict(p.terms))
-        self._titles.add(row, dict.fromkeys(p.titles, 1.0))
+        self._titles.add(row, dict.fromkeys(sorted(p.titles), 1.0))
         self._skills.add(row, dict.fromkeys(skills, 1.0))
         self._set_columns(row, self._columns(p))
         self._add_context_sets(row, p.context)
@@ -518,7 +518,8 @@ class MatchEngine:
         for titles in title_sets:
             found = memo.get(titles)
             if found is None:
-                found = memo[titles] = tuple(title_id(t, create=True) for t in titles)
+                # sorted: a set's order changes from process to process, term ids must not
+                found = memo[titles] = tuple(title_id(t, create=True) for t in sorted(titles))
             title_ids += found
             title_sizes.append(len(found))
         titles_ix.add_many(
@@ -945,7 +946,7 @@ class MatchEngine:
         eligible, filtered = self._eligible(role.id, now, purpose, rows)
 
         query: dict[str, float] = Query(role.terms())
-        title_query = Query(dict.fromkeys(role.titles, 1.0))
+        title_query = Query(dict.fromkeys(sorted(role.titles), 1.0))
         req_query = self._skill_query_cached(role.required_skills)
         nice_query = self._skill_query_cached(role.nice_to_have_skills)
         pool = self._first_stage(

@@ -167,11 +167,13 @@ _PAIRS: dict[tuple[str, str], tuple[str, str]] = {}
 
 @cache
 def related(key: str) -> tuple[str, ...]:
-    """Keys of skills related to ``key`` in the taxonomy hierarchy (empty without taxonomy)."""
+    """Keys of skills related to ``key`` in the taxonomy hierarchy (empty without taxonomy),
+    sorted: a taxonomy may give them as a set, whose order changes from process to process, and
+    queries and explanations must not."""
     fn = getattr(taxonomy(), "related", None)
     if fn is None:
         return ()
     try:
-        return tuple(k for k in (_id_of(r) for r in fn(key)) if k and k != key)
+        return tuple(sorted({k for k in (_id_of(r) for r in fn(key)) if k and k != key}))
     except Exception:
         return ()
