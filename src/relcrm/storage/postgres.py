@@ -77,6 +77,7 @@ import re
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -417,6 +418,10 @@ def _outbox(row: tuple[Any, ...]) -> OutboxRecord:
         next_attempt_at=_from_db(next_attempt_at),
         last_error=_from_db_or_none(error),
     )
+
+
+#: Whether long scans fetch their next batch in a helper thread (see ``_iter_records``).
+_READ_AHEAD = True
 
 
 def _configure(connection: _Connection) -> None:
@@ -835,13 +840,27 @@ class PostgresStore:
             try:
                 with self._errors(action):
                     cursor.execute(self._sql.scan, (_to_db(kind),))
-                while True:
+
+                def fetch() -> list[Any]:
                     self._check_open()
                     with self._errors(action):
-                        batch = cursor.fetchmany(batch_size)
-                    yield from (_record(kind, row) for row in batch)
-                    if len(batch) < batch_size:
-                        break
+                        return cursor.fetchmany(batch_size)
+
+                batch = fetch()
+                if len(batch) == batch_size and _READ_AHEAD:
+                    # A long scan: the next batch is fetched in a helper thread (waiting on the
+                    # server releases the GIL) while this one is consumed. Leaving the block
+                    # waits for that fetch, so the cursor is never closed under it.
+                    with ThreadPoolExecutor(1, thread_name_prefix="relcrm-scan") as ahead:
+                        while len(batch) == batch_size:
+                            pending = ahead.submit(fetch)
+                            yield from (_record(kind, row) for row in batch)
+                            batch = pending.result()
+                else:
+                    while len(batch) == batch_size:
+                        yield from (_record(kind, row) for row in batch)
+                        batch = fetch()
+                yield from (_record(kind, row) for row in batch)
             finally:
                 with contextlib.suppress(psycopg.Error):  # the rollback below ends it anyway
                     cursor.close()
