@@ -62,8 +62,9 @@ class _Segment:
         self.t_indptr = np.zeros(len(self.terms) + 1, dtype=np.int32)
         np.cumsum(counts[self.terms], out=self.t_indptr[1:])
         self.t_rows = owner[order].astype(np.int32)
-        # half precision: the postings side only feeds first-stage estimates and dense scores
-        # of small indexes; exact scoring reads the rows' own (single precision) frequencies
+        # half precision, as the forward arrays: the postings side feeds first-stage estimates
+        # and the dense scores of small indexes; exact scoring reads the rows' own frequencies
+        # (widened to single precision to be summed)
         self.t_tf = doc_tf[order].astype(np.float16)
         # term id -> position in ``terms`` (-1: absent), so a lookup is one index, not a search
         self.lookup = np.full(int(self.terms[-1]) + 1 if len(self.terms) else 0, -1, np.int32)
