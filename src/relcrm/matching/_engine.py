@@ -262,7 +262,8 @@ class MatchEngine:
             if was_enabled:
                 gc.enable()
         self._chunks = None  # only batch builds read it
-        _return_freed_memory()
+        if len(self._pids) >= _TRIM_AFTER:
+            _return_freed_memory()
 
     def _add_people(
         self, batch: list[tuple[Person, CandidateContext]], today: date, seen: set[str]
@@ -1186,6 +1187,11 @@ class MatchEngine:
         return MatchResults(
             matches=tuple(results[:limit]), filtered=filtered, considered=len(order)
         )
+
+
+#: Builds of at least this many people give their freed heap back (trimming walks the whole
+#: heap of the process: not worth it for a small build).
+_TRIM_AFTER = 50_000
 
 
 def _return_freed_memory() -> None:

@@ -57,7 +57,7 @@ class _Segment:
         keys = doc_terms.astype(np.uint16) if small else doc_terms
         order = np.argsort(keys, kind="stable")
         # the postings of each term are a run of ``order``: count them instead of searching
-        counts = np.bincount(doc_terms) if len(doc_terms) else np.zeros(0, np.int64)
+        counts = np.bincount(doc_terms)
         self.terms = np.flatnonzero(counts).astype(doc_terms.dtype)
         self.t_indptr = np.zeros(len(self.terms) + 1, dtype=np.int32)
         np.cumsum(counts[self.terms], out=self.t_indptr[1:])

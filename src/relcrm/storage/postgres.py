@@ -420,10 +420,6 @@ def _outbox(row: tuple[Any, ...]) -> OutboxRecord:
     )
 
 
-#: Whether long scans fetch their next batch in a helper thread (see ``_iter_records``).
-_READ_AHEAD = True
-
-
 def _configure(connection: _Connection) -> None:
     """Set up a new pooled connection: parse ``json`` with the standard library, whatever the
     application configured for psycopg globally (a faster parser may lose big integers)."""
@@ -847,7 +843,7 @@ class PostgresStore:
                         return cursor.fetchmany(batch_size)
 
                 batch = fetch()
-                if len(batch) == batch_size and _READ_AHEAD:
+                if len(batch) == batch_size:
                     # A long scan: the next batch is fetched in a helper thread (waiting on the
                     # server releases the GIL) while this one is consumed. Leaving the block
                     # waits for that fetch, so the cursor is never closed under it.
@@ -856,10 +852,6 @@ class PostgresStore:
                             pending = ahead.submit(fetch)
                             yield from (_record(kind, row) for row in batch)
                             batch = pending.result()
-                else:
-                    while len(batch) == batch_size:
-                        yield from (_record(kind, row) for row in batch)
-                        batch = fetch()
                 yield from (_record(kind, row) for row in batch)
             finally:
                 with contextlib.suppress(psycopg.Error):  # the rollback below ends it anyway
