@@ -475,3 +475,39 @@ def test_a_posting_budget_changes_who_is_considered_not_how_they_are_scored() ->
     assert got.matches[0].score == pytest.approx(want.matches[0].score, rel=1e-9)
     assert got.matches[0].explanation == want.matches[0].explanation
     assert MatchEngine().budget == 200_000
+
+
+@pytest.mark.parametrize("kind", ["bm25", "cosine", "flat"])
+def test_posting_values_read_by_runs_or_by_positions_agree(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from relcrm.matching import _index
+    from relcrm.matching._index import TextIndex
+
+    ix = TextIndex()
+    for r in range(400):  # "common" in every row, "mid" in a third, "rare" in a few
+        doc = {"common": 1.0 + r % 4, f"w{r % 7}": 2.0}
+        if r % 3 == 0:
+            doc["mid"] = 3.0
+        if r % 97 == 0:
+            doc["rare"] = 1.0
+        ix.add(r, doc)
+    ix.flush()
+    query = {"common": 1.0, "mid": 0.5, "rare": 2.0, "w3": 1.0, "unknown": 1.0}
+    (spans,) = ix.spans(query, kind)
+    take = np.ones(len(spans.sizes), dtype=bool)
+    take[1] = False  # one list left out
+    read = {}
+    for run in (0, 10**9):  # every span read as a run of slices / gathered by position
+        monkeypatch.setattr(_index, "_RUN", run)
+        read[run] = ix.posting_values(spans, take, kind)
+    (rows_a, values_a), (rows_b, values_b) = read.values()
+    assert rows_a.tolist() == rows_b.tolist()
+    assert values_a.tolist() == values_b.tolist()
+    assert len(rows_a) == int(spans.sizes[take].sum())
+    if kind == "cosine":  # the query weight over the root of the row's length
+        lengths = np.maximum(ix._length[rows_a], 1.0)
+        want = np.repeat(spans.scales[take], spans.sizes[take]) / np.sqrt(lengths)
+        assert values_a.tolist() == pytest.approx(want.tolist(), rel=1e-6)

@@ -11,7 +11,7 @@ import gc
 import math
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -1006,10 +1006,11 @@ class MatchEngine:
             skills = tuple([words[t] for t in ids.tolist()])
         return skills, dict(self._aliases.get(row, ()))
 
-    def _row_terms(self, row: int) -> list[str]:
+    def _row_terms(self, row: int, among: Container[int]) -> list[str]:
+        """The terms of ``row`` whose ids are ``among`` those given, in the row's order."""
         ids, _ = self._text.vector(row)
         words = self._text.terms
-        return [words[t] for t in ids.tolist()]
+        return [words[t] for t in ids.tolist() if t in among]
 
     def profile(self, row: int) -> CandidateProfile:
         """The whole profile indexed at ``row``, rebuilt from the indexes and columns."""
@@ -1079,15 +1080,13 @@ class MatchEngine:
         top = top[np.lexsort((top, -score[top]))]
         out = []
         query = batch.role.terms() if query is None else query
-        for i in top.tolist():
+        # the explanations read only the query's terms of each row
+        wanted = set(self._text.query_vector(query)[0].tolist()) if pool is not None else ()
+        shares = [(s.name, eff[s.name], v[top].tolist()) for s, v in values]
+        for j, i in enumerate(top.tolist()):
             contributions = tuple(
-                Contribution(
-                    signal=s.name,
-                    value=float(v[i]),
-                    weight=eff[s.name],
-                    contribution=eff[s.name] * float(v[i]),
-                )
-                for s, v in values
+                Contribution(signal=name, value=got[j], weight=w, contribution=w * got[j])
+                for name, w, got in shares
             )
             if pool is None:
                 p = batch.profiles[i]
@@ -1097,7 +1096,7 @@ class MatchEngine:
             else:
                 row = int(pool[i])
                 skills, aliases = self._row_skills(row)
-                terms = self._row_terms(row)
+                terms = self._row_terms(row, wanted)
                 segment = self._segments[int(self._cols["segment"][row])]
             explanation = _explain(
                 batch.role, skills, aliases, terms, segment, contributions, query

@@ -25,11 +25,16 @@ HalfArray = np.ndarray[Any, np.dtype[np.float16]]
 IntArray = np.ndarray[Any, np.dtype[np.int32]]
 
 
+#: Postings per run above which reading runs by slices beats gathering their positions.
+_RUN = 64
+
+
 class _Segment:
     """Immutable postings for a batch of rows."""
 
     __slots__ = (
         "bm25",
+        "cosine",
         "doc_indptr",
         "doc_terms",
         "doc_tf",
@@ -71,6 +76,8 @@ class _Segment:
         self.lookup[self.terms] = np.arange(len(self.terms), dtype=np.int32)
         # (k1, b, avgdl) -> the BM25 term-frequency part of every posting, in term order
         self.bm25: tuple[tuple[float, float, float], HalfArray] | None = None
+        # 1 / sqrt(row length) of every posting, in term order (see inverse_roots)
+        self.cosine: FloatArray | None = None
 
     def span(self, term: int) -> tuple[int, int]:
         """Where the postings of ``term`` are in ``t_rows``/``t_tf`` (empty: ``a == b``)."""
@@ -102,6 +109,17 @@ class _Segment:
             cached = self.bm25 = key, part
         return cached[1]
 
+    def inverse_roots(self, length: FloatArray) -> FloatArray:
+        """``1 / sqrt(max(len, 1))`` of every posting's row: what a cosine estimate divides
+        by, cached (a row's length never changes within a segment). Single precision, so the
+        estimate is the one dividing by the root gives."""
+        cached = self.cosine
+        if cached is None:
+            own = np.maximum(length[self.t_rows], np.float32(1.0))
+            cached = (np.float32(1.0) / np.sqrt(own)).astype(np.float32, copy=False)
+            self.cosine = cached
+        return cached
+
 
 def ranges(starts: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The positions ``starts[i] .. starts[i] + sizes[i] - 1`` of every ``i``, concatenated."""
@@ -110,6 +128,21 @@ def ranges(starts: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> np.ndar
     offsets = np.cumsum(sizes) - sizes
     out: np.ndarray[Any, Any] = np.arange(total, dtype=np.int64)
     out += np.repeat(starts.astype(np.int64) - offsets, sizes)
+    return out
+
+
+def _take(
+    values: np.ndarray[Any, Any], at: list[tuple[int, int]] | np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """``values`` at ``at``: positions, or ``(start, end)`` runs whose slices are concatenated
+    (copying runs beats gathering their positions one by one once the runs are long)."""
+    out: np.ndarray[Any, Any]
+    if not isinstance(at, list):
+        out = values[at]
+    elif len(at) == 1:
+        out = values[at[0][0] : at[0][1]]
+    else:
+        out = np.concatenate([values[a:b] for a, b in at])
     return out
 
 
@@ -467,16 +500,20 @@ class TextIndex:
         """The rows and values of the postings of the spans selected by ``take``."""
         seg = spans.segment
         sizes = spans.sizes[take]
-        where = ranges(spans.starts[take], sizes)
-        rows: IntArray = seg.t_rows[where]
+        starts = spans.starts[take]
+        at: list[tuple[int, int]] | np.ndarray[Any, Any] = (
+            list(zip(starts.tolist(), (starts + sizes).tolist(), strict=True))
+            if len(sizes) * _RUN < int(sizes.sum())  # long runs: copy them
+            else ranges(starts, sizes)
+        )
+        rows: IntArray = _take(seg.t_rows, at)
         scale = np.repeat(spans.scales[take].astype(np.float32), sizes)
         if kind == "bm25":
             # a first-stage estimate: a slightly stale length normaliser changes little
             part = seg.weights(self.k1, self.b, self.avgdl, self._length, drift=0.02)
-            return rows, part[where] * scale
+            return rows, _take(part, at) * scale
         if kind == "cosine":
-            lengths = np.maximum(self._length[rows], np.float32(1.0))
-            return rows, (scale / np.sqrt(lengths)).astype(np.float32)
+            return rows, _take(seg.inverse_roots(self._length), at) * scale
         return rows, scale
 
     def _entries(
