@@ -497,7 +497,8 @@ class TextIndex:
     def posting_values(
         self, spans: PostingSpans, take: np.ndarray[Any, np.dtype[np.bool_]], kind: str
     ) -> tuple[IntArray, FloatArray]:
-        """The rows and values of the postings of the spans selected by ``take``."""
+        """The rows and values of the postings of the spans selected by ``take``. The rows may
+        be a view of the segment's own array: read them, do not write to them."""
         seg = spans.segment
         sizes = spans.sizes[take]
         starts = spans.starts[take]
