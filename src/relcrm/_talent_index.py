@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .crm import CRM
     from .events import Event
     from .matching import CandidateContext, Match, MatchEngine
+    from .matching._stored import StoredPerson
     from .storage.base import Record
 
 __all__ = ["SEGMENTS", "Rediscovery", "TalentIndex", "segment_of"]
@@ -145,9 +146,13 @@ class TalentIndex:
         relationship_of = _InStep(crm.store.iter_records("relationship"))
         now = crm.now()
 
-        def people() -> Iterable[tuple[Person, "CandidateContext"]]:
+        # The index reads a few fields of each person: they are read from the stored data
+        # without building the whole Person (see relcrm.matching._stored).
+        from .matching._stored import stored_person
+
+        def people() -> Iterable[tuple["Person | StoredPerson", "CandidateContext"]]:
             for rec in crm.store.iter_records("person"):
-                person = decode(rec.data, Person)
+                person = stored_person(rec.data)
                 found = relationship_of(rec.id)
                 relationship = decode(found.data, Relationship) if found else None
                 context = self._context(
@@ -182,7 +187,7 @@ class TalentIndex:
 
     def _context(
         self,
-        person: Person,
+        person: "Person | StoredPerson",
         relationship: Relationship | None,
         candidacies: Sequence[Candidacy],
         consents: Iterable[ConsentRecord],

@@ -51,6 +51,7 @@ from ._signals import (
     title_similarity,
 )
 from ._skills import canonical_skills, display, related, skill_scanner
+from ._stored import StoredPerson, as_person
 
 __all__ = [
     "FILTER_REASONS",
@@ -224,12 +225,15 @@ class MatchEngine:
 
     def index(
         self,
-        candidates: Iterable[CandidateProfile | Person | tuple[Person, CandidateContext | None]],
+        candidates: Iterable[
+            CandidateProfile | Person | tuple[Person | StoredPerson, CandidateContext | None]
+        ],
         *,
         today: date | None = None,
     ) -> None:
         """Replace the index with ``candidates``: profiles, people, or ``(person, context)``
-        pairs. People are profiled in batches (the same profiles as
+        pairs (the person may be a :class:`~relcrm.matching._stored.StoredPerson`, what the index
+        reads of a stored person). People are profiled in batches (the same profiles as
         :meth:`CandidateProfile.from_person` with ``today``, built with array operations), which
         is much faster than building each profile first."""
         self._reset()
@@ -239,7 +243,7 @@ class MatchEngine:
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            batch: list[tuple[Person, CandidateContext]] = []
+            batch: list[tuple[Person | StoredPerson, CandidateContext]] = []
             seen: set[str] = set()
             for c in candidates:
                 if isinstance(c, CandidateProfile):
@@ -249,7 +253,7 @@ class MatchEngine:
                 person, context = (c, None) if isinstance(c, Person) else c
                 if person.id in seen or person.id in self._row_of:
                     self._add_people(batch, today, seen)  # the later version wins
-                    self.add(CandidateProfile.from_person(person, context, today=today))
+                    self.add(CandidateProfile.from_person(as_person(person), context, today=today))
                     continue
                 batch.append((person, context or _NO_CONTEXT))
                 seen.add(person.id)
@@ -266,7 +270,10 @@ class MatchEngine:
             _return_freed_memory()
 
     def _add_people(
-        self, batch: list[tuple[Person, CandidateContext]], today: date, seen: set[str]
+        self,
+        batch: list[tuple[Person | StoredPerson, CandidateContext]],
+        today: date,
+        seen: set[str],
     ) -> None:
         """Index a batch of new people (none indexed yet, no id twice) and empty ``batch``."""
         if not batch:
@@ -277,7 +284,7 @@ class MatchEngine:
         scanner = skill_scanner()
         if scanner is None:  # a taxonomy without batch extraction: one profile at a time
             for person, context in people:
-                self.add(CandidateProfile.from_person(person, context, today=today))
+                self.add(CandidateProfile.from_person(as_person(person), context, today=today))
             return
         row0 = len(self._pids)
         n = len(people)

@@ -22,6 +22,7 @@ from ..model import (
     normalise_skill,
 )
 from ._skills import canonical_skills, split_tokens
+from ._stored import PersonFields
 from ._text import analyse, analyse_chunks
 
 __all__ = ["CandidateContext", "CandidateProfile", "RoleProfile", "title_tokens"]
@@ -101,7 +102,7 @@ def _analyse_fields(
 
 
 def profile_fields(
-    person: Person, today: date
+    person: PersonFields, today: date
 ) -> tuple[list[tuple[str, float]], frozenset[str], str]:
     """What a profile reads of a person's text: the ``(text, weight)`` fields (titles and the
     current position count most, past positions fade with the time since they ended), the

@@ -1,6 +1,7 @@
 """What every built-in backend checks before it stores or queries: one place, same messages."""
 
 import functools
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -8,7 +9,14 @@ from typing import Any
 from ..exceptions import StorageError
 from .base import JSONText
 
-__all__ = ["OUTBOX_STATUSES", "check_limit", "check_status", "dump_mapping", "encode_json"]
+__all__ = [
+    "OUTBOX_STATUSES",
+    "check_limit",
+    "check_status",
+    "decode_json",
+    "dump_mapping",
+    "encode_json",
+]
 
 OUTBOX_STATUSES = frozenset({"pending", "delivered", "dead"})
 
@@ -55,6 +63,40 @@ def _make_encoder() -> Callable[[Any], str]:
 _dumps = _make_encoder()
 #: Compact JSON text of a JSON-compatible value, exactly as :func:`dump_mapping` writes it.
 encode_json = _dumps
+
+
+@functools.cache
+def _decoder() -> Callable[[str | bytes], Any]:
+    """``json.loads``, or with the optional ``orjson`` installed (``relcrm[fast]``) its parser,
+    several times faster, for the text it reads exactly; the text it refuses (lone surrogates,
+    ``NaN``) or might not read exactly (integers beyond 64 bits) goes to ``json.loads``, so the
+    values are the same either way."""
+    try:
+        orjson = importlib.import_module("orjson")
+    except ImportError:
+        return json.loads
+    fast = orjson.loads
+    # orjson reads an integer beyond 64 bits as a float: text with 19 digits in a row (in a
+    # number or not) goes to json.loads. (A bytes translation finds them several times faster
+    # than a regular expression.)
+    zeros = bytes.maketrans(b"123456789", b"000000000")
+    long = b"0" * 19
+
+    def loads(text: str | bytes) -> Any:
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+        if long in data.translate(zeros):
+            return json.loads(text)
+        try:
+            return fast(data)
+        except ValueError:  # orjson.JSONDecodeError is one; so is a lone surrogate's UTF-8
+            return json.loads(text)
+
+    return loads
+
+
+def decode_json(text: str | bytes) -> Any:
+    """The value of the JSON ``text``, as ``json.loads`` gives it (faster with ``orjson``)."""
+    return _decoder()(text)
 
 
 def dump_mapping(what: str, value: Mapping[str, Any]) -> str:

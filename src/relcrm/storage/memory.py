@@ -16,7 +16,6 @@ Nothing is persisted. It behaves like the database backends (it passes the same
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from relcrm.exceptions import (
     NotFound,
     StorageError,
 )
-from relcrm.storage._checks import check_limit, check_status, dump_mapping
+from relcrm.storage._checks import check_limit, check_status, decode_json, dump_mapping
 from relcrm.storage.base import EventRecord, JSONText, OutboxRecord, OutboxStatus, Record
 
 __all__ = ["MemoryStore"]
@@ -58,7 +57,7 @@ class _StoredRecord:
             kind=kind,
             id=id,
             version=self.version,
-            data=json.loads(self.data),
+            data=decode_json(self.data),
             person_id=self.person_id,
             opening_id=self.opening_id,
         )
@@ -78,7 +77,7 @@ class _StoredEvent:
             id=self.id,
             type=self.type,
             occurred_at=self.occurred_at,
-            payload=json.loads(self.payload),
+            payload=decode_json(self.payload),
             person_id=self.person_id,
             seq=self.seq,
         )
@@ -101,8 +100,8 @@ class _StoredOutbox:
             id=self.id,
             event_id=self.event_id,
             notifier=self.notifier,
-            recipient=json.loads(self.recipient),
-            payload=json.loads(self.payload),
+            recipient=decode_json(self.recipient),
+            payload=decode_json(self.payload),
             status=self.status,
             attempts=self.attempts,
             next_attempt_at=self.next_attempt_at,

@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import os
 import re
@@ -98,7 +97,7 @@ from relcrm.exceptions import (
     StorageError,
     TransactionAborted,
 )
-from relcrm.storage._checks import check_limit, check_status, dump_mapping
+from relcrm.storage._checks import check_limit, check_status, decode_json, dump_mapping
 from relcrm.storage._migrations import (
     Migration,
     MigrationReport,
@@ -421,9 +420,10 @@ def _outbox(row: tuple[Any, ...]) -> OutboxRecord:
 
 
 def _configure(connection: _Connection) -> None:
-    """Set up a new pooled connection: parse ``json`` with the standard library, whatever the
-    application configured for psycopg globally (a faster parser may lose big integers)."""
-    psycopg.types.json.set_json_loads(json.loads, connection)
+    """Set up a new pooled connection: parse ``json`` as ``json.loads`` does (see
+    :func:`~relcrm.storage._checks.decode_json`), whatever the application configured for
+    psycopg globally (another parser may lose big integers)."""
+    psycopg.types.json.set_json_loads(decode_json, connection)
 
 
 class _Statements:
@@ -1161,7 +1161,7 @@ class _PostgresTransaction:
             kind=kind,
             id=id,
             version=expected_version + 1,
-            data=json.loads(text),
+            data=decode_json(text),
             person_id=person_id,
             opening_id=opening_id,
         )
@@ -1282,7 +1282,7 @@ class _PostgresTransaction:
             id=event.id,
             type=event.type,
             occurred_at=event.occurred_at,
-            payload=json.loads(payload),
+            payload=decode_json(payload),
             person_id=event.person_id,
             seq=int(row[0]),
         )

@@ -36,7 +36,6 @@ How it behaves:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import random
@@ -56,7 +55,7 @@ from relcrm.exceptions import (
     NotFound,
     StorageError,
 )
-from relcrm.storage._checks import check_limit, check_status, dump_mapping
+from relcrm.storage._checks import check_limit, check_status, decode_json, dump_mapping
 from relcrm.storage._migrations import (
     Migration,
     MigrationReport,
@@ -197,7 +196,7 @@ def _record(kind: str, row: tuple[Any, ...]) -> Record:
         kind=kind,
         id=id,
         version=version,
-        data=json.loads(data),
+        data=decode_json(data),
         person_id=person_id,
         opening_id=opening_id,
     )
@@ -214,7 +213,7 @@ def _event(row: tuple[Any, ...]) -> EventRecord:
         id=id,
         type=type,
         occurred_at=occurred_at,
-        payload=json.loads(payload),
+        payload=decode_json(payload),
         person_id=person_id,
         seq=seq,
     )
@@ -226,8 +225,8 @@ def _outbox(row: tuple[Any, ...]) -> OutboxRecord:
         id=id,
         event_id=event_id,
         notifier=notifier,
-        recipient=json.loads(recipient),
-        payload=json.loads(payload),
+        recipient=decode_json(recipient),
+        payload=decode_json(payload),
         status=cast(OutboxStatus, status),
         attempts=attempts,
         next_attempt_at=next_attempt_at,
@@ -886,7 +885,7 @@ class _SQLiteTransaction:
             kind=kind,
             id=id,
             version=expected_version + 1,
-            data=json.loads(text),
+            data=decode_json(text),
             person_id=person_id,
             opening_id=opening_id,
         )
@@ -919,7 +918,7 @@ class _SQLiteTransaction:
             id=event.id,
             type=event.type,
             occurred_at=event.occurred_at,
-            payload=json.loads(payload),
+            payload=decode_json(payload),
             person_id=event.person_id,
             seq=cursor.lastrowid,
         )
