@@ -118,6 +118,29 @@ class _InStep:
         return self._aside.pop(key, None)
 
 
+#: Distinct contexts kept by a build for people who share one (see TalentIndex._build).
+_SHARED_CONTEXTS = 10_000
+
+
+def _context_key(data: Mapping[str, Any], created_at: datetime | None) -> tuple[Any, ...] | None:
+    """What the context of someone with no candidacy, consent or job follows from: their
+    relationship's stored ``data`` but its person id (``None`` when a value is not plain
+    enough to compare: a list of lists, a mapping), and their creation time."""
+    key: list[Any] = [created_at]
+    for name, value in data.items():
+        if name == "person_id":
+            continue
+        if type(value) is list:
+            if any(type(v) in (list, dict) for v in value):
+                return None
+            key.append((name, tuple(value)))
+        elif type(value) is dict:
+            return None
+        else:
+            key.append((name, value))
+    return tuple(key)
+
+
 class TalentIndex:
     """The match engine of one CRM, with the context it needs about each person."""
 
@@ -150,19 +173,30 @@ class TalentIndex:
         # without building the whole Person (see relcrm.matching._stored).
         from .matching._stored import stored_person
 
+        # Someone with no candidacy, consent or job has a context that follows from their
+        # relationship's data, bar its person id, and their creation time: people imported
+        # together and not contacted yet share both, so their context is worked out once.
+        shared: dict[tuple[Any, ...], CandidateContext] = {}
+
         def people() -> Iterable[tuple["Person | StoredPerson", "CandidateContext"]]:
             for rec in crm.store.iter_records("person"):
                 person = stored_person(rec.data)
+                pid = person.id
                 found = relationship_of(rec.id)
+                candidacies = by_person.get(pid, ())
+                ledger = consents.get(pid, ())
+                held = jobs.get(pid, ())
+                key = None
+                if found is not None and not (candidacies or ledger or held):
+                    key = _context_key(found.data, person.created_at)
+                    context = shared.get(key) if key is not None else None
+                    if context is not None:
+                        yield person, context
+                        continue
                 relationship = decode(found.data, Relationship) if found else None
-                context = self._context(
-                    person,
-                    relationship,
-                    by_person.get(person.id, ()),
-                    consents.get(person.id, ()),
-                    jobs.get(person.id, ()),
-                    now,
-                )
+                context = self._context(person, relationship, candidacies, ledger, held, now)
+                if key is not None and len(shared) < _SHARED_CONTEXTS:
+                    shared[key] = context
                 yield person, context
 
         self.engine.index(people(), today=now.date())

@@ -9,6 +9,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 
 import relcrm
@@ -129,3 +130,39 @@ def test_the_index_of_a_store_reads_stored_people(
     assert len(a) == 40
     for pid in a:
         _same_profile(a[pid], b[pid])
+
+
+def test_people_who_share_a_context_get_the_context_each_would_get(tmp_path: Any) -> None:
+    clock = [datetime(2025, 3, 3, 9, 0, tzinfo=UTC)]
+    crm = relcrm.open(
+        f"sqlite:///{tmp_path / 'pool.db'}",
+        autodispatch=False,
+        load_entrypoints=False,
+        clock=lambda: clock[0],
+    )
+    rita = relcrm.Actor(relcrm.ActorRole.RECRUITER, "rita")
+    people = crm.add_people([p for p, _ in _people(8, 30)], actor=rita)  # one creation time
+    clock[0] = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
+    later = [attrs.evolve(p, id=f"later-{p.id}") for p, _ in _people(9, 5)]
+    people += crm.add_people(later, actor=rita)  # the same relationships, created later
+    ids = [p.id for p in people]
+    crm.log_touchpoint(ids[0], "email", "outbound", actor=rita)
+    crm.log_touchpoint(ids[1], "email", "inbound", actor=rita)
+    crm.assign_owner(ids[2], "rita", actor=rita)
+    crm.schedule_follow_up(ids[3], clock[0], actor=rita)
+    crm.start_employment(ids[4], "Baker", actor=rita, open_to_internal_moves=True)
+    opening = crm.add_opening({"title": "Pastry Chef"}, actor=rita)
+    crm.add_candidacy(ids[5], opening.id, actor=rita)
+    crm.grant_consent(ids[6], "recruiting", actor=relcrm.Actor(relcrm.ActorRole.CANDIDATE, ids[6]))
+    index = crm.talent_index()
+    now = crm.now()
+    for pid in ids:
+        alone = index._profile(
+            crm.get_person(pid),
+            crm.relationship(pid),
+            crm.candidacies(person_id=pid),
+            crm.consent_ledger(pid),
+            crm.employment(pid),
+            now,
+        )
+        _same_profile(index.engine.profile(index.engine._row_of[pid]), alone)
