@@ -10,6 +10,7 @@ that shape (a key the model does not have, a value of another type) is built int
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -28,6 +29,8 @@ _CACHE_LIMIT = 100_000
 _locations: dict[tuple[Any, ...], Location] = {}
 _preferences: dict[tuple[Any, ...], Preferences] = {}
 _DEFAULT_PREFERENCES = Preferences()
+#: ``str`` for as long as ``map`` asks (``isinstance`` of every item of a list).
+_STR = itertools.repeat(str)
 
 
 class ExperienceFields(Protocol):
@@ -75,7 +78,7 @@ def _text(value: Any) -> str:
 
 
 def _texts(value: Any) -> tuple[str, ...]:
-    if type(value) is not list or any(type(v) is not str for v in value):
+    if type(value) is not list or not all(map(isinstance, value, _STR)):
         raise _NotPlain
     return tuple(value)
 
@@ -84,14 +87,11 @@ def _day(value: Any) -> date | None:
     return None if value is None else date.fromisoformat(_text(value))
 
 
-def _frozen(value: Any) -> Any:
-    return tuple(value) if type(value) is list else value
-
-
 def _cached(cache: dict[tuple[Any, ...], Any], data: Any, cl: type[Any]) -> Any:
+    """``structure_stored(data, cl)``, made once for equal ``data``."""
     if type(data) is not dict:
         raise _NotPlain
-    key = tuple([(k, _frozen(v)) for k, v in data.items()])
+    key = tuple([(k, tuple(v) if type(v) is list else v) for k, v in data.items()])
     found = cache.get(key)
     if found is None:
         found = structure_stored(data, cl)
