@@ -66,6 +66,8 @@ def test_figures(figures: dict[str, Any], backend: str) -> None:
     assert figures[f"{backend}_seconds"] > 0
     assert figures[f"{backend}_us_per_person"] > 0
     assert figures[f"{backend}_index_build_s"] > 0
+    # the building process's own peak: the taxonomy and the index, not the import before it
+    assert 50 < figures[f"{backend}_index_peak_rss_mb"] < 4096  # MB, not KB or bytes
 
 
 def test_settings_are_reported(figures: dict[str, Any]) -> None:
