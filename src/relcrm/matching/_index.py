@@ -47,7 +47,11 @@ class _Segment:
     )
 
     def __init__(
-        self, rows: IntArray, doc_indptr: IntArray, doc_terms: IntArray, doc_tf: FloatArray
+        self,
+        rows: IntArray,
+        doc_indptr: IntArray,
+        doc_terms: IntArray,
+        doc_tf: FloatArray | HalfArray,
     ):
         self.rows = rows
         self.doc_indptr = doc_indptr
@@ -56,21 +60,26 @@ class _Segment:
         # significant digits (BM25 saturates in it), and the forward arrays are the biggest part
         # of a large index
         self.doc_tf: HalfArray = np.asarray(doc_tf, dtype=np.float16)
-        owner = np.repeat(rows, np.diff(doc_indptr))
         # a stable sort of 16-bit keys is a radix sort: use it when the term ids fit
         small = len(doc_terms) and int(doc_terms.max()) < 2**16 and int(doc_terms.min()) >= 0
         keys = doc_terms.astype(np.uint16) if small else doc_terms
         order = np.argsort(keys, kind="stable")
+        del keys
         # the postings of each term are a run of ``order``: count them instead of searching
         counts = np.bincount(doc_terms)
         self.terms = np.flatnonzero(counts).astype(doc_terms.dtype)
         self.t_indptr = np.zeros(len(self.terms) + 1, dtype=np.int32)
         np.cumsum(counts[self.terms], out=self.t_indptr[1:])
-        self.t_rows = owner[order].astype(np.int32)
+        # (temporaries are dropped as soon as they are used: on a big build each is as long as
+        # every posting, and together they are the build's peak memory)
+        owner = np.repeat(rows.astype(np.int32, copy=False), np.diff(doc_indptr))
+        self.t_rows = owner[order]
+        del owner
         # half precision, as the forward arrays: the postings side feeds first-stage estimates
         # and the dense scores of small indexes; exact scoring reads the rows' own frequencies
         # (widened to single precision to be summed)
-        self.t_tf = doc_tf[order].astype(np.float16)
+        self.t_tf = self.doc_tf[order]
+        del order
         # term id -> position in ``terms`` (-1: absent), so a lookup is one index, not a search
         self.lookup = np.full(int(self.terms[-1]) + 1 if len(self.terms) else 0, -1, np.int32)
         self.lookup[self.terms] = np.arange(len(self.terms), dtype=np.int32)
@@ -286,13 +295,16 @@ class TextIndex:
     def _flush(self) -> None:
         if not self._pending_rows:
             return
+        # Each buffer is dropped once read (on a big build they are the biggest arrays there
+        # are): the term ids copied to an array of their size, the frequencies read in place
+        # until they are made half precision below.
         rows = np.frombuffer(self._pending_rows, dtype=np.int32).copy()
         sizes = np.frombuffer(self._pending_sizes, dtype=np.int32).astype(np.int64)
-        terms = np.frombuffer(self._pending_terms, dtype=np.int32).copy()
-        tf = np.frombuffer(self._pending_tf, dtype=np.float32).copy()
         self._pending_rows = array("i")
         self._pending_sizes = array("i")
+        terms = np.frombuffer(self._pending_terms, dtype=np.int32).copy()
         self._pending_terms = array("i")
+        tf = np.frombuffer(self._pending_tf, dtype=np.float32)
         self._pending_tf = array("f")
         # keep live rows, and of a row buffered twice only its last version
         last = np.zeros(len(rows), dtype=bool)
@@ -306,10 +318,12 @@ class TextIndex:
             return
         indptr = np.zeros(len(rows) + 1, dtype=np.int32)
         np.cumsum(sizes, out=indptr[1:])
-        self._append_segment(rows, indptr, terms, tf)
+        half = tf.astype(np.float16)  # what the segment keeps: the buffer can go
+        del tf
+        self._append_segment(rows, indptr, terms, half)
 
     def _append_segment(
-        self, rows: IntArray, indptr: IntArray, terms: IntArray, tf: FloatArray
+        self, rows: IntArray, indptr: IntArray, terms: IntArray, tf: FloatArray | HalfArray
     ) -> None:
         """Add a segment of rows that are live and in no other segment; counts their terms."""
         if len(self._df) < len(self.terms):
