@@ -6,6 +6,8 @@ from a store, and the index reads only a few of its fields. :func:`stored_person
 fields from the data relcrm wrote for the person and keeps the rest as it is; data that is not in
 that shape (a key the model does not have, a value of another type) is built into a
 :class:`Person` the usual way, which raises :class:`relcrm.ValidationError` for data that is bad.
+Values are taken as relcrm wrote them: skills, for one, are not normalised again (the index
+compares skills by their normalised keys in any case).
 """
 
 from __future__ import annotations
