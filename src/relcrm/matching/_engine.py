@@ -242,6 +242,7 @@ class MatchEngine:
         # collector would rescan them over and over for nothing.
         was_enabled = gc.isenabled()
         gc.disable()
+        big = False
         try:
             batch: list[tuple[Person | StoredPerson, CandidateContext]] = []
             seen: set[str] = set()
@@ -260,13 +261,17 @@ class MatchEngine:
                 if len(batch) >= _BATCH:
                     self._add_people(batch, today, seen)
             self._add_people(batch, today, seen)
+            self._chunks = None  # only batch builds read it
+            big = len(self._pids) >= _TRIM_AFTER
+            if big:  # the segments are the build's biggest arrays: make room for them first
+                _return_freed_memory()
             for ix in (self._text, self._titles, self._skills):
                 ix.flush()  # one segment per field
         finally:
             if was_enabled:
                 gc.enable()
-        self._chunks = None  # only batch builds read it
-        if len(self._pids) >= _TRIM_AFTER:
+        self._chunks = None
+        if big:
             _return_freed_memory()
 
     def _add_people(

@@ -29,6 +29,10 @@ IntArray = np.ndarray[Any, np.dtype[np.int32]]
 _RUN = 64
 
 
+#: Postings whose BM25 weights are computed at a time (see _Segment.weights).
+_WEIGHT_RUN = 1 << 20
+
+
 class _Segment:
     """Immutable postings for a batch of rows."""
 
@@ -112,9 +116,14 @@ class _Segment:
         key = (k1, b, avgdl)
         cached = self.bm25
         if cached is None or cached[0][:2] != key[:2] or abs(cached[0][2] - avgdl) > drift * avgdl:
-            tf = self.t_tf.astype(np.float32)
-            norm = (k1 * (1.0 - b)) + (k1 * b / avgdl) * length[self.t_rows]
-            part = (tf * np.float32(k1 + 1.0) / (tf + norm)).astype(np.float16)
+            # a run of postings at a time: the single-precision temporaries of every posting at
+            # once would be several times the result (and a big index's peak memory)
+            part = np.empty(len(self.t_tf), dtype=np.float16)
+            for start in range(0, len(part), _WEIGHT_RUN):
+                end = start + _WEIGHT_RUN
+                tf = self.t_tf[start:end].astype(np.float32)
+                norm = (k1 * (1.0 - b)) + (k1 * b / avgdl) * length[self.t_rows[start:end]]
+                part[start:end] = tf * np.float32(k1 + 1.0) / (tf + norm)
             cached = self.bm25 = key, part
         return cached[1]
 
