@@ -116,6 +116,18 @@ def _ranking(e: MatchEngine, role: RoleProfile) -> list[tuple[str, float]]:
     return [(m.person_id, m.score) for m in e.match(role, limit=50, now=NOW).matches]
 
 
+def same_index(one: MatchEngine, other: MatchEngine) -> None:
+    """Both engines hold the same profiles and rank every role in :data:`ROLES` alike."""
+    a, b = _profiles(one), _profiles(other)
+    assert a.keys() == b.keys()
+    for pid in a:
+        _same_profile(a[pid], b[pid])
+    for role in ROLES:
+        ra, rb = _ranking(one, role), _ranking(other, role)
+        assert [p for p, _ in ra] == [p for p, _ in rb]
+        assert all(math.isclose(x, y, rel_tol=1e-6) for (_, x), (_, y) in zip(ra, rb, strict=True))
+
+
 @pytest.mark.parametrize(("seed", "batch_size"), [(1, None), (2, 64), (3, 7)])
 def test_batch_build_equals_one_profile_at_a_time(
     seed: int, batch_size: int | None, monkeypatch: pytest.MonkeyPatch
@@ -127,14 +139,7 @@ def test_batch_build_equals_one_profile_at_a_time(
     one.index([CandidateProfile.from_person(p, c, today=TODAY) for p, c in people])
     batch = MatchEngine()
     batch.index(people, today=TODAY)
-    a, b = _profiles(one), _profiles(batch)
-    assert a.keys() == b.keys()
-    for pid in a:
-        _same_profile(a[pid], b[pid])
-    for role in ROLES:
-        ra, rb = _ranking(one, role), _ranking(batch, role)
-        assert [p for p, _ in ra] == [p for p, _ in rb]
-        assert all(math.isclose(x, y, rel_tol=1e-6) for (_, x), (_, y) in zip(ra, rb, strict=True))
+    same_index(one, batch)
 
 
 def test_batch_build_takes_people_pairs_and_profiles_mixed_and_later_versions_win() -> None:

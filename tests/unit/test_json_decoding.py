@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -58,7 +59,7 @@ def test_with_orjson_installed_it_parses_with_orjson() -> None:
                 return real(text)
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setitem(__import__("sys").modules, "orjson", Spy)
+            mp.setitem(sys.modules, "orjson", Spy)
             assert decode_json('{"a": 1}') == {"a": 1}
         assert calls == [b'{"a": 1}']
     finally:

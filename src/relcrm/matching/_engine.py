@@ -268,9 +268,9 @@ class MatchEngine:
             for ix in (self._text, self._titles, self._skills):
                 ix.flush()  # one segment per field
         finally:
+            self._chunks = None  # (also when the build failed)
             if was_enabled:
                 gc.enable()
-        self._chunks = None
         if big:
             _return_freed_memory()
 

@@ -112,6 +112,7 @@ class _StoredExperience:
         self.summary = _text(data.get("summary", ""))
         self.highlights = _texts(data.get("highlights", []))
         self.end = _day(data.get("end"))
+        # not read by the index, checked so that data a Person would refuse is refused here too
         _day(data.get("start"))
         _text(data.get("organisation", ""))
 
